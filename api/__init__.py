@@ -1,0 +1,1 @@
+"""The FastAPI facade and the case read model."""

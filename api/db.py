@@ -1,0 +1,143 @@
+"""The case read model's tables and the async engine that reaches them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps stored in UTC and read back timezone-aware, on SQLite as on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: cityloop stores only timezone-aware times")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, list[str]: JSON}
+
+
+class CaseRow(Base):
+    __tablename__ = "cases"
+
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    category_code: Mapped[str] = mapped_column(String(60), index=True)
+    title: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str | None] = mapped_column(String(4))
+    loop: Mapped[str | None] = mapped_column(String(10), index=True)
+    handling_area: Mapped[str | None] = mapped_column(String(20), index=True)
+    lead_department: Mapped[str | None] = mapped_column(String(80), index=True)
+    coordinating_centre: Mapped[str | None] = mapped_column(String(80))
+    correlation_key: Mapped[str] = mapped_column(String(120))
+    area_codes: Mapped[list[str]] = mapped_column(JSON)
+    primary_area: Mapped[str] = mapped_column(String(20), index=True)
+    lat: Mapped[float | None] = mapped_column(Float)
+    lon: Mapped[float | None] = mapped_column(Float)
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    accept_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolve_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    report_count: Mapped[int] = mapped_column(Integer)
+    duplicate_count: Mapped[int] = mapped_column(Integer)
+    topology_version: Mapped[str | None] = mapped_column(String(80))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (Index("ix_cases_opened", "opened_at", "case_id"),)
+
+
+class CaseEventRow(Base):
+    __tablename__ = "case_events"
+
+    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(40))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(120))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_version"),)
+
+
+class ReportRow(Base):
+    __tablename__ = "reports"
+
+    idempotency_key: Mapped[str] = mapped_column(String(450), primary_key=True)
+    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    source: Mapped[str] = mapped_column(String(10), index=True)
+    category_code: Mapped[str] = mapped_column(String(60))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class CaseDepartmentRow(Base):
+    """Every department that handles or handled a case: what a department may see."""
+
+    __tablename__ = "case_departments"
+
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    department_id: Mapped[str] = mapped_column(String(80), primary_key=True, index=True)
+
+
+class CommandRow(Base):
+    """A command posted through the API, pending until its outcome is projected."""
+
+    __tablename__ = "commands"
+
+    command_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    case_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    command_type: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(120), index=True)
+    applied: Mapped[bool | None] = mapped_column(Boolean)
+    reason: Mapped[str | None] = mapped_column(Text)
+    event_types: Mapped[list[str]] = mapped_column(JSON)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+def create_engine(database_url: str) -> AsyncEngine:
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    return create_async_engine(url, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)

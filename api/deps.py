@@ -1,0 +1,65 @@
+"""Dependencies as Annotated aliases: settings, database session, producer, topology."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, HTTPException, Request, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.auth import InvalidToken, read_token
+from cityloop.settings import Settings
+from handlers.access import Principal
+from topology import Topology
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.sessions() as session:
+        yield session
+
+
+def _producer(request: Request) -> Any:
+    return request.app.state.producer
+
+
+def _topology(request: Request) -> Topology:
+    topology: Topology = request.app.state.topology
+    return topology
+
+
+bearer = HTTPBearer(auto_error=False, description="a token from `cityloop token`")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def _principal(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    settings: Settings = request.app.state.settings
+    if credentials is None:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            {"reason": "unauthenticated", "message": "a bearer token is required"},
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    try:
+        return read_token(settings.jwt_secret.get_secret_value(), credentials.credentials)
+    except InvalidToken as exc:
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            {"reason": "invalid_token", "message": str(exc)},
+            headers={"WWW-Authenticate": "Bearer"},
+        ) from exc
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+PrincipalDep = Annotated[Principal, Depends(_principal)]
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+ProducerDep = Annotated[Any, Depends(_producer)]
+TopologyDep = Annotated[Topology, Depends(_topology)]

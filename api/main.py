@@ -1,0 +1,80 @@
+"""The FastAPI application: routers, and the producer and projector its lifespan owns."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from api.db import create_engine, create_schema, session_factory
+from api.metrics import Metrics
+from api.projection import Projector
+from api.routes import cases, commands, events, health
+from cityloop.contracts import CloudEvent
+from cityloop.errors import ConfigurationError
+from cityloop.settings import Settings, get_settings
+from streams.clients import async_producer
+from topology import load_topology
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    if not settings.jwt_secret.get_secret_value():
+        raise ConfigurationError(
+            "set CITYLOOP_JWT_SECRET: the API signs and checks bearer tokens with it "
+            "(`cityloop up` makes one for its session)"
+        )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = create_engine(settings.database_url)
+        await create_schema(engine)
+        app.state.sessions = session_factory(engine)
+        app.state.topology = load_topology(settings.topology_file)
+        app.state.producer = async_producer(settings)
+        await app.state.producer.start()
+        app.state.projector = Projector(
+            settings,
+            app.state.sessions,
+            group_id=f"{settings.topic_prefix}-projector",
+            metrics=app.state.metrics,
+        )
+        stop = asyncio.Event()
+        projecting = asyncio.create_task(app.state.projector.run(stop), name="projector")
+        try:
+            yield
+        finally:
+            stop.set()
+            projecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await projecting
+            await app.state.producer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="cityloop",
+        version="0.1.0",
+        summary="Incident coordination across the city's four operations loops",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = Metrics()
+    app.include_router(events.router)
+    app.include_router(cases.router)
+    app.include_router(commands.router)
+    app.include_router(health.router)
+
+    base_openapi = app.openapi
+
+    def openapi() -> dict[str, object]:
+        schema = base_openapi()
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components.setdefault(
+            "CloudEvent", CloudEvent.model_json_schema(ref_template="#/components/schemas/{model}")
+        )
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    return app

@@ -1,0 +1,68 @@
+"""Prometheus metrics of the API process: ingest counters, and read-model gauges at scrape time."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import CaseEventRow, CaseRow
+
+
+class Metrics:
+    """One registry per app, so tests and several apps in one process do not collide."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.events_in = Counter(
+            "cityloop_events_in",
+            "Events accepted by HTTP ingest",
+            ["source"],
+            registry=self.registry,
+        )
+        self.events_refused = Counter(
+            "cityloop_events_refused",
+            "Events refused by HTTP ingest",
+            ["source", "reason"],
+            registry=self.registry,
+        )
+        self.dead_letters = Counter(
+            "cityloop_dead_letters",
+            "Dead letters seen by the projector",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.cases = Gauge(
+            "cityloop_cases", "Cases in the read model", ["status", "loop"], registry=self.registry
+        )
+        self.escalations = Gauge(
+            "cityloop_escalations", "CaseEscalated events in the read model", registry=self.registry
+        )
+        self.projected = Gauge(
+            "cityloop_projected_events",
+            "Case events this API has projected",
+            registry=self.registry,
+        )
+        self.projection_lag = Gauge(
+            "cityloop_projection_lag_seconds",
+            "Age of the newest projected case event when it was projected",
+            registry=self.registry,
+        )
+
+    async def scrape(self, session: AsyncSession, projected: int) -> bytes:
+        self.cases.clear()
+        counts = await session.execute(
+            select(CaseRow.status, CaseRow.loop, func.count()).group_by(
+                CaseRow.status, CaseRow.loop
+            )
+        )
+        for status, loop, count in counts:
+            self.cases.labels(status=status, loop=loop or "none").set(count)
+        escalations = await session.scalar(
+            select(func.count())
+            .select_from(CaseEventRow)
+            .where(CaseEventRow.type == "CaseEscalated")
+        )
+        self.escalations.set(escalations or 0)
+        self.projected.set(projected)
+        return generate_latest(self.registry)

@@ -1,0 +1,250 @@
+"""The projector: folds the case-event topic into the SQL read model, each case version once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, CommandRow, ReportRow
+from api.metrics import Metrics
+from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
+    AssistanceAdded,
+    CaseDispatched,
+    CaseEvent,
+    CommandOutcome,
+)
+from cityloop.settings import Settings
+from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
+from streams.clients import async_consumer
+from streams.topics import topics_for
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def _case_columns(state: CaseState) -> dict[str, Any]:
+    assignment = state.assignment
+    return {
+        "version": state.version,
+        "status": state.status.value,
+        "category_code": state.category_code,
+        "title": state.title,
+        "severity": state.severity.value if state.severity else None,
+        "loop": assignment.loop.value if assignment else None,
+        "handling_area": assignment.handling_area if assignment else None,
+        "lead_department": assignment.lead_department if assignment else None,
+        "coordinating_centre": assignment.coordinating_centre if assignment else None,
+        "correlation_key": state.correlation_key,
+        "area_codes": state.area_codes,
+        "primary_area": state.area_codes[0],
+        "lat": state.location.lat if state.location else None,
+        "lon": state.location.lon if state.location else None,
+        "opened_at": state.opened_at,
+        "updated_at": state.updated_at,
+        "accept_deadline": state.accept_deadline,
+        "resolve_deadline": state.resolve_deadline,
+        "report_count": len(state.report_keys),
+        "duplicate_count": state.duplicates,
+        "topology_version": assignment.topology_version if assignment else None,
+        "state": state.model_dump(mode="json"),
+    }
+
+
+async def project(session: AsyncSession, events: Sequence[CaseEvent]) -> int:
+    """Apply a batch of case events in one transaction; returns how many were new."""
+    case_ids = {event.case_id for event in events}
+    rows = {
+        row.case_id: row
+        for row in (
+            await session.execute(select(CaseRow).where(CaseRow.case_id.in_(case_ids)))
+        ).scalars()
+    }
+    states = {case_id: CaseState.model_validate(row.state) for case_id, row in rows.items()}
+    involved = {
+        (row.case_id, row.department_id)
+        for row in (
+            await session.execute(
+                select(CaseDepartmentRow).where(CaseDepartmentRow.case_id.in_(case_ids))
+            )
+        ).scalars()
+    }
+    applied = 0
+    for event in events:
+        state = states.get(event.case_id)
+        if state is not None and event.version <= state.version:
+            continue  # already projected: replays and redeliveries are harmless
+        try:
+            state = apply(state, event)
+        except OutOfOrderEvent:
+            log.error(
+                "skipping out-of-order %s v%s of %s", event.type, event.version, event.case_id
+            )
+            continue
+        states[event.case_id] = state
+        row = rows.get(event.case_id)
+        if row is None:
+            row = CaseRow(case_id=event.case_id, **_case_columns(state))
+            rows[event.case_id] = row
+            session.add(row)
+        else:
+            for column, value in _case_columns(state).items():
+                setattr(row, column, value)
+        session.add(
+            CaseEventRow(
+                event_id=event.event_id,
+                case_id=event.case_id,
+                version=event.version,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                actor=event.actor,
+                body=event.model_dump(mode="json"),
+            )
+        )
+        for department in departments_of(event):
+            if (event.case_id, department) not in involved:
+                involved.add((event.case_id, department))
+                session.add(CaseDepartmentRow(case_id=event.case_id, department_id=department))
+        report = report_of(event)
+        if report is not None:
+            session.add(
+                ReportRow(
+                    idempotency_key=report.idempotency_key,
+                    case_id=event.case_id,
+                    source=report.source.value,
+                    category_code=report.category_code,
+                    occurred_at=report.occurred_at,
+                    received_at=report.received_at,
+                    body=report.model_dump(mode="json"),
+                )
+            )
+        applied += 1
+    await session.commit()
+    return applied
+
+
+def decode(values: Iterable[bytes | None], adapter: TypeAdapter[T]) -> list[T]:
+    """Records of one kind; a foreign record is logged and skipped, never fatal (only the
+    worker writes these topics)."""
+    decoded = []
+    for value in values:
+        try:
+            decoded.append(adapter.validate_json(value or b""))
+        except ValidationError as exc:
+            log.error("skipped a record that is not %s: %s", adapter, exc)
+    return decoded
+
+
+OUTCOME_ADAPTER = TypeAdapter(CommandOutcome)
+
+
+def departments_of(event: CaseEvent) -> list[str]:
+    """The departments an event puts on a case."""
+    if isinstance(event, CaseDispatched):
+        return [event.assignment.lead_department, *event.assignment.co_departments]
+    if isinstance(event, AssistanceAdded):
+        return [event.department]
+    return []
+
+
+async def record_outcomes(session: AsyncSession, outcomes: Sequence[CommandOutcome]) -> None:
+    """Settle the commands the API posted (and remember those it did not, e.g. from the CLI)."""
+    ids = {outcome.command_id for outcome in outcomes}
+    rows = {
+        row.command_id: row
+        for row in (
+            await session.execute(select(CommandRow).where(CommandRow.command_id.in_(ids)))
+        ).scalars()
+    }
+    for outcome in outcomes:
+        row = rows.get(outcome.command_id)
+        if row is None:
+            row = CommandRow(
+                command_id=outcome.command_id,
+                case_id=outcome.case_id,
+                command_type=outcome.command_type,
+                actor=outcome.actor,
+                issued_at=outcome.decided_at,
+                event_types=[],
+            )
+            rows[outcome.command_id] = row
+            session.add(row)
+        row.applied = outcome.applied
+        row.reason = outcome.reason
+        row.event_types = outcome.event_types
+        row.decided_at = outcome.decided_at
+    await session.commit()
+
+
+class Projector:
+    """A consumer of the case-event topic that keeps the read model current."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        group_id: str,
+        metrics: Metrics | None = None,
+    ):
+        self.settings = settings
+        self.metrics = metrics
+        self.sessions = sessions
+        self.group_id = group_id
+        self.applied = 0
+        self.last_error: str | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        names = topics_for(self.settings)
+        while not stop.is_set():
+            consumer = async_consumer(
+                self.settings,
+                names.case_events,
+                names.command_outcomes,
+                names.dead_letters,
+                group_id=self.group_id,
+            )
+            try:
+                await consumer.start()
+                while not stop.is_set():
+                    batches = await consumer.getmany(timeout_ms=200, max_records=500)
+                    records = [record for batch in batches.values() for record in batch]
+                    events = decode(
+                        (r.value for r in records if r.topic == names.case_events),
+                        CASE_EVENT_ADAPTER,
+                    )
+                    outcomes = decode(
+                        (r.value for r in records if r.topic == names.command_outcomes),
+                        OUTCOME_ADAPTER,
+                    )
+                    if self.metrics is not None:
+                        for record in records:
+                            if record.topic == names.dead_letters:
+                                reason = dict(record.headers or ()).get("reason", b"unknown")
+                                self.metrics.dead_letters.labels(reason=reason.decode()).inc()
+                    if events:
+                        async with self.sessions() as session:
+                            self.applied += await project(session, events)
+                        if self.metrics is not None:
+                            age = datetime.now(UTC) - max(e.occurred_at for e in events)
+                            self.metrics.projection_lag.set(max(age.total_seconds(), 0.0))
+                    if outcomes:
+                        async with self.sessions() as session:
+                            await record_outcomes(session, outcomes)
+                    if batches:
+                        await consumer.commit()
+                    self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # keep projecting after a broker or database outage
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("projector paused: %s", self.last_error)
+                await asyncio.sleep(1.0)
+            finally:
+                await consumer.stop()

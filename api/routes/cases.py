@@ -1,0 +1,215 @@
+"""Cases as the read model has them: a page of summaries, or one case with its history."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from sqlalchemy import Select, and_, exists, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
+from api.deps import PrincipalDep, SessionDep, TopologyDep
+from api.errors import forbidden
+from api.schemas import CasePage, CasePublic, CaseSummary, Problem, ReportPublic, TimelineEntry
+from cityloop.contracts import Assignment, GeoPoint, ReportSummary
+from handlers.access import (
+    Denied,
+    Principal,
+    Role,
+    check_may_read_cases,
+    sees_personal_data,
+    subtree_prefix,
+)
+
+router = APIRouter(prefix="/v1/cases", tags=["cases"])
+
+
+def encode_cursor(row: CaseRow) -> str:
+    position = json.dumps([row.opened_at.isoformat(), row.case_id])
+    return base64.urlsafe_b64encode(position.encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        opened_at, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        return datetime.fromisoformat(opened_at), str(case_id)  # aware: rows are read back in UTC
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST, {"reason": "bad_cursor", "message": "unknown cursor"}
+        ) from exc
+
+
+def summary(row: CaseRow) -> CaseSummary:
+    return CaseSummary(
+        case_id=row.case_id,
+        status=row.status,
+        category_code=row.category_code,
+        title=row.title,
+        severity=row.severity,
+        loop=row.loop,
+        handling_area=row.handling_area,
+        lead_department=row.lead_department,
+        area_codes=row.area_codes,
+        opened_at=row.opened_at,
+        updated_at=row.updated_at,
+        report_count=row.report_count,
+        duplicate_count=row.duplicate_count,
+        version=row.version,
+    )
+
+
+def visible_cases(query: Select[CaseRow], principal: Principal, city: str) -> Select[CaseRow]:
+    """Narrow a case query to what the principal may see (handlers.access.can_see_case)."""
+    try:
+        check_may_read_cases(principal)
+    except Denied as denied:
+        raise forbidden(denied) from None
+    if principal.role is Role.DEPARTMENT:
+        return query.where(
+            exists().where(
+                CaseDepartmentRow.case_id == CaseRow.case_id,
+                CaseDepartmentRow.department_id == principal.scope,
+            )
+        )
+    prefix = subtree_prefix(principal.scope, city)
+    if principal.role is Role.DUTY_OFFICER and prefix is not None:
+        return query.where(
+            or_(
+                CaseRow.handling_area.startswith(prefix, autoescape=True),
+                CaseRow.primary_area.startswith(prefix, autoescape=True),
+            )
+        )
+    return query
+
+
+async def case_in_scope(
+    session: AsyncSession, case_id: str, principal: Principal, city: str
+) -> CaseRow:
+    """The case, if the principal may see it; else 404 — never a hint that it exists."""
+    row = (
+        await session.execute(
+            visible_cases(select(CaseRow), principal, city).where(CaseRow.case_id == case_id)
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        raise HTTPException(
+            status.HTTP_404_NOT_FOUND, {"reason": "not_found", "message": f"no case {case_id}"}
+        )
+    return row
+
+
+@router.get(
+    "", response_model=CasePage, responses={400: {"model": Problem}, 403: {"model": Problem}}
+)
+async def list_cases(
+    session: SessionDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+    case_status: Annotated[str | None, Query(alias="status")] = None,
+    category: str | None = None,
+    loop: str | None = None,
+    department: str | None = None,
+    area: Annotated[str | None, Query(description="an area code: cases in its subtree")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: str | None = None,
+) -> CasePage:
+    """Newest first; follow next_cursor for the next page."""
+    query = visible_cases(select(CaseRow), principal, topology.city)
+    if case_status:
+        query = query.where(CaseRow.status == case_status)
+    if category:
+        query = query.where(CaseRow.category_code == category)
+    if loop:
+        query = query.where(CaseRow.loop == loop)
+    if department:
+        query = query.where(CaseRow.lead_department == department)
+    if area:
+        # area codes extend their parent's code, so a subtree is a prefix
+        query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+    if cursor:
+        opened_at, case_id = decode_cursor(cursor)
+        query = query.where(
+            or_(
+                CaseRow.opened_at < opened_at,
+                and_(CaseRow.opened_at == opened_at, CaseRow.case_id < case_id),
+            )
+        )
+    query = query.order_by(CaseRow.opened_at.desc(), CaseRow.case_id.desc()).limit(limit + 1)
+    rows = list((await session.execute(query)).scalars())
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return CasePage(
+        items=[summary(row) for row in rows],
+        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+    )
+
+
+@router.get(
+    "/{case_id}",
+    response_model=CasePublic,
+    responses={403: {"model": Problem}, 404: {"model": Problem}},
+)
+async def get_case(
+    case_id: str, session: SessionDep, principal: PrincipalDep, topology: TopologyDep
+) -> CasePublic:
+    row = await case_in_scope(session, case_id, principal, topology.city)
+    reports = (
+        await session.execute(
+            select(ReportRow).where(ReportRow.case_id == case_id).order_by(ReportRow.occurred_at)
+        )
+    ).scalars()
+    events = (
+        await session.execute(
+            select(CaseEventRow)
+            .where(CaseEventRow.case_id == case_id)
+            .order_by(CaseEventRow.version)
+        )
+    ).scalars()
+    state = row.state
+    return CasePublic(
+        **summary(row).model_dump(),
+        correlation_key=row.correlation_key,
+        location=GeoPoint(lat=row.lat, lon=row.lon)
+        if row.lat is not None and row.lon is not None
+        else None,
+        assignment=Assignment.model_validate(state["assignment"])
+        if state.get("assignment")
+        else None,
+        accept_deadline=row.accept_deadline,
+        resolve_deadline=row.resolve_deadline,
+        reports=[
+            ReportPublic.from_summary(
+                ReportSummary.model_validate(r.body), unmasked=sees_personal_data(principal)
+            )
+            for r in reports
+        ],
+        timeline=[
+            TimelineEntry(
+                version=event.version,
+                type=event.type,
+                occurred_at=event.occurred_at,
+                actor=event.actor,
+                details={
+                    key: value
+                    for key, value in event.body.items()
+                    if key
+                    not in (
+                        "event_id",
+                        "case_id",
+                        "version",
+                        "occurred_at",
+                        "actor",
+                        "type",
+                        "first_report",
+                        "report",
+                    )
+                },
+            )
+            for event in events
+        ],
+    )

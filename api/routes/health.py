@@ -1,0 +1,51 @@
+"""Operations: liveness, readiness (broker and database reachable), Prometheus metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import APIRouter, Request, Response, status
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+
+from api.deps import SessionDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz(request: Request) -> dict[str, object]:
+    """The process is alive (says nothing of the broker or the database)."""
+    projector = request.app.state.projector
+    return {
+        "status": "ok",
+        "projected_events": projector.applied,
+        "projector_error": projector.last_error,
+    }
+
+
+@router.get("/readyz", responses={503: {"description": "broker or database unreachable"}})
+async def readyz(request: Request, response: Response, session: SessionDep) -> dict[str, str]:
+    """Ready to take events and answer queries: the broker and the database both answer."""
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(request.app.state.producer.client.fetch_all_metadata(), 3)
+        checks["broker"] = "ok"
+    except Exception as exc:  # any failure means not ready; say which
+        checks["broker"] = f"unreachable: {type(exc).__name__}"
+    try:
+        await asyncio.wait_for(session.execute(text("select 1")), 3)
+        checks["database"] = "ok"
+    except Exception as exc:
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    if any(value != "ok" for value in checks.values()):
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return checks
+
+
+@router.get("/metrics", response_class=Response)
+async def metrics(request: Request, session: SessionDep) -> Response:
+    """Prometheus exposition: events in by source, dead letters by reason, cases by state and
+    loop, escalations, projection lag."""
+    body = await request.app.state.metrics.scrape(session, request.app.state.projector.applied)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,5 @@
+"""`python -m cityloop` is the `cityloop` command."""
+
+from cityloop.cli import main
+
+main()

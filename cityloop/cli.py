@@ -1,0 +1,199 @@
+"""The `cityloop` command: broker, worker, API, and `up` to run them all."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cityloop.broker import EmbeddedBroker, port_open, wait_until_answers
+from cityloop.errors import CityloopError
+from cityloop.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must copy whole
+
+from cityloop.cli_dlq import app as dlq_app  # noqa: E402
+from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
+from cityloop.cli_topology import app as topology_app  # noqa: E402
+
+app.add_typer(topology_app, name="topology")
+app.add_typer(dlq_app, name="dlq")
+register_loadtest(app)
+
+
+def configure_logging(level: str = "WARNING") -> None:
+    """One logger setup: quiet Kafka client internals on the hot path."""
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.WARNING),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("aiokafka", "kafka", "faust", "mode", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+def broker() -> None:
+    """Run the embedded Kafka-compatible broker (tansu, in memory) until Ctrl-C."""
+    configure_logging()
+    settings = get_settings()
+    with EmbeddedBroker(settings.broker_host, settings.broker_port) as running:
+        console.print(
+            f"embedded broker at [bold]{running.bootstrap}[/] (memory storage); Ctrl-C stops it"
+        )
+        _wait_for_signal()
+
+
+@app.command()
+def topics() -> None:
+    """Create every cityloop topic that does not exist yet."""
+    from streams.topics import ensure_topics
+
+    created = ensure_topics(get_settings())
+    console.print(f"created {len(created)} topics" + (f": {', '.join(created)}" if created else ""))
+
+
+@app.command()
+def worker(log_level: str = "WARNING") -> None:
+    """Run the stream worker (Faust): intake, dedup, routing, case events."""
+    configure_logging(log_level)
+    settings = get_settings()
+    from streams.topics import ensure_topics
+
+    wait_until_answers(settings.bootstrap_servers)
+    ensure_topics(settings)
+    from faust.worker import Worker
+
+    from streams.app import app as faust_app
+
+    Worker(
+        faust_app, loglevel=log_level, quiet=True, redirect_stdouts=False
+    ).execute_from_commandline()
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the HTTP API (and project case events into the read model)."""
+    configure_logging()
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = get_settings()
+    wait_until_answers(settings.bootstrap_servers)
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+    )
+
+
+@app.command()
+def audit(
+    wait_s: Annotated[float, typer.Option(help="retry this long while the worker catches up")] = 0,
+) -> None:
+    """Check the accounting invariant; print the report as JSON; exit 1 if it does not hold."""
+    import asyncio
+    import json
+
+    from cityloop.audit import run_audit
+
+    settings = get_settings()
+    deadline = time.monotonic() + wait_s
+    while True:
+        report = asyncio.run(run_audit(settings))
+        if report.holds or time.monotonic() >= deadline:
+            break
+        time.sleep(2)
+    typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    if not report.holds:
+        raise typer.Exit(1)
+
+
+@app.command()
+def token(
+    role: Annotated[str, typer.Option(help="publisher, department, duty_officer or auditor")],
+    scope: Annotated[
+        str, typer.Option(help="publisher: its source; department: its id; duty officer: area")
+    ] = "",
+    subject: Annotated[str | None, typer.Option(help="who holds it (default: role:scope)")] = None,
+    ttl_hours: Annotated[float, typer.Option(help="hours until it expires")] = 8.0,
+) -> None:
+    """Mint an API bearer token, signed with CITYLOOP_JWT_SECRET."""
+    from datetime import timedelta
+
+    from api.auth import mint_token
+    from handlers.access import Principal, Role
+
+    settings = get_settings()
+    principal = Principal(subject=subject or f"{role}:{scope}", role=Role(role), scope=scope)
+    secret = settings.jwt_secret.get_secret_value()
+    if not secret:
+        raise CityloopError("set CITYLOOP_JWT_SECRET to the API's secret")
+    typer.echo(mint_token(secret, principal, timedelta(hours=ttl_hours)))
+
+
+@app.command()
+def up(
+    demo: Annotated[bool, typer.Option(help="publish the bundled sample stream")] = False,
+    exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
+    """Start broker (unless external), worker and API together; Ctrl-C stops them all."""
+    from cityloop.demo import publish_demo, wait_for_cases
+    from cityloop.supervisor import Supervisor
+
+    configure_logging()
+    settings = get_settings()
+    api_url = f"http://{settings.api_host}:{settings.api_port}"
+    if port_open(settings.api_host, settings.api_port):
+        raise CityloopError(f"port {settings.api_port} is taken; set CITYLOOP_API_PORT")
+    supervisor = Supervisor(settings, console)
+    try:
+        supervisor.start_all()
+        officer = supervisor.city_duty_officer_token()
+        console.print(f"cityloop is up: API at [bold]{api_url}[/] (docs: {api_url}/docs)")
+        console.print(f"a city duty officer's token (8 h): {officer}")
+        console.print(f"  curl -H 'Authorization: Bearer {officer}' {api_url}/v1/cases")
+        if demo:
+            sent = publish_demo(settings)
+            console.print(f"demo: published {sent} events from all four sources")
+            count = wait_for_cases(api_url, officer, timeout_s=90)
+            console.print(f"demo: [bold]{count}[/] cases; look at them: {api_url}/v1/cases")
+        if exit_after_demo:
+            return
+        console.print("Ctrl-C stops everything")
+        supervisor.watch()
+    finally:
+        supervisor.stop_all()
+
+
+def _wait_for_signal() -> None:
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+
+
+def main() -> None:
+    try:
+        app()
+    except CityloopError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        sys.exit(2)

@@ -1,0 +1,764 @@
+"""Event contracts: what travels on each cityloop topic (a leaf module: imports nothing of ours)."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+CONTRACT_VERSION = "1"
+EARLIEST_EVENT_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+AreaCode = Annotated[str, Field(pattern=r"^[0-9]{6}([0-9]{3}([0-9]{3}([0-9]{3})?)?)?$")]
+"""GB/T 2260 six-digit code, extended by three digits per level below the district."""
+
+
+class Contract(BaseModel):
+    """Base of every wire model: immutable, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class Source(StrEnum):
+    """The four kinds of departmental system that publish events."""
+
+    HOTLINE = "hotline"
+    IOT = "iot"
+    GRID = "grid"
+    DUTY = "duty"
+
+
+class Severity(StrEnum):
+    """The national four-grade scale: I 特别重大, II 重大, III 较大, IV 一般."""
+
+    I = "I"  # noqa: E741 - the grade is called I
+    II = "II"
+    III = "III"
+    IV = "IV"
+
+
+class Loop(StrEnum):
+    """The four loops of 大中小微循环, from the lowest up."""
+
+    MICRO = "micro"
+    SMALL = "small"
+    MEDIUM = "medium"
+    BIG = "big"
+
+
+class AreaLevel(StrEnum):
+    CITY = "city"
+    DISTRICT = "district"
+    STREET = "street"
+    COMMUNITY = "community"
+    GRID = "grid"
+
+
+class Mode(StrEnum):
+    """平急切换: normal operation or emergency operation."""
+
+    NORMAL = "normal"
+    EMERGENCY = "emergency"
+
+
+class GeoPoint(Contract):
+    """WGS-84 coordinates."""
+
+    lat: float = Field(ge=-90, le=90, examples=[30.6598])
+    lon: float = Field(ge=-180, le=180, examples=[104.0633])
+
+    @field_validator("lat", "lon")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("coordinate must be a finite number")
+        return value
+
+
+def _not_before_2000(value: datetime) -> datetime:
+    if value < EARLIEST_EVENT_TIME:
+        raise ValueError("timestamp is before 2000-01-01")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, Field(description="ISO 8601 with a UTC offset")]
+ShortText = Annotated[str, Field(min_length=1, max_length=200)]
+LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+# --- the four source payloads -------------------------------------------------------------
+
+
+class HotlineWorkOrder(Contract):
+    """A 12345 hotline work order (投诉举报件)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "order_id": "WO-20261122-000123",
+                    "received_at": "2026-11-22T08:15:00+08:00",
+                    "channel": "phone",
+                    "category_code": "manhole_cover_missing",
+                    "title": "井盖丢失",
+                    "text": "红星路口井盖不见了，很危险",
+                    "address": "锦江区红星路二段口",
+                    "area_code": "510104002001",
+                    "caller_name": "王芳",
+                    "caller_phone": "13800001003",
+                    "urgency": "urgent",
+                }
+            ]
+        },
+    )
+
+    order_id: ShortText
+    received_at: EventTime
+    channel: Literal["phone", "app", "web", "wechat", "sms", "other"] = "phone"
+    category_code: ShortText | None = Field(
+        default=None, description="the call taker's category code, when one was chosen"
+    )
+    title: ShortText
+    text: LongText
+    address: Annotated[str, Field(max_length=400)] = ""
+    area_code: AreaCode | None = None
+    location: GeoPoint | None = None
+    caller_name: Annotated[str, Field(max_length=100)] | None = Field(
+        default=None, description="personal data: masked for roles that do not need it"
+    )
+    caller_phone: Annotated[str, Field(pattern=r"^\+?[0-9 \-]{5,20}$")] | None = Field(
+        default=None, description="personal data: masked for roles that do not need it"
+    )
+    urgency: Literal["normal", "urgent", "very_urgent"] = "normal"
+
+    _check_time = field_validator("received_at")(_not_before_2000)
+
+    @model_validator(mode="after")
+    def _placed(self) -> HotlineWorkOrder:
+        if self.area_code is None and self.location is None:
+            raise ValueError("a work order needs an area_code or a location")
+        return self
+
+
+class IoTAlarm(Contract):
+    """An alarm (or its clearing) from a CIM-platform sensing device (物联感知)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "alarm_id": "AL-2001",
+                    "device_id": "WL-0042",
+                    "sensor_type": "water_level",
+                    "reading": 0.62,
+                    "threshold": 0.30,
+                    "unit": "m",
+                    "location": {"lat": 30.6571, "lon": 104.0832},
+                    "area_code": "510104001001",
+                    "raised_at": "2026-11-22T08:06:00+08:00",
+                    "cleared": False,
+                }
+            ]
+        },
+    )
+
+    alarm_id: ShortText
+    device_id: ShortText
+    sensor_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+    reading: float
+    threshold: float
+    unit: Annotated[str, Field(max_length=20)]
+    location: GeoPoint
+    area_code: AreaCode | None = None
+    raised_at: EventTime
+    cleared: bool = Field(default=False, description="true when the device reports the alarm over")
+
+    _check_time = field_validator("raised_at")(_not_before_2000)
+
+    @field_validator("reading", "threshold")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class GridReport(Contract):
+    """A grid inspector's patrol report (网格员巡查上报)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": "GR-3001",
+                    "inspector_id": "GI-0451",
+                    "grid_id": "510104001001001",
+                    "category_code": "garbage_exposed",
+                    "text": "沿街商铺门口垃圾暴露",
+                    "photo_refs": ["oss://grid/GR-3001/1.jpg"],
+                    "location": {"lat": 30.6555, "lon": 104.0801},
+                    "reported_at": "2026-11-22T08:09:00+08:00",
+                }
+            ]
+        },
+    )
+
+    report_id: ShortText
+    inspector_id: ShortText
+    grid_id: AreaCode
+    category_code: ShortText
+    text: LongText
+    photo_refs: Annotated[list[Annotated[str, Field(max_length=400)]], Field(max_length=20)] = []
+    location: GeoPoint | None = None
+    reported_at: EventTime
+
+    _check_time = field_validator("reported_at")(_not_before_2000)
+
+
+class DutyReport(Contract):
+    """A duty office's emergency report (总值班室紧急信息报送)."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "report_id": "DR-4001",
+                    "duty_office": "510104",
+                    "severity": "II",
+                    "category_code": "gas_leak",
+                    "casualties": 0,
+                    "affected_areas": ["510104001", "510104002"],
+                    "summary": "两街道交界处燃气管道泄漏，已疏散周边群众",
+                    "reported_at": "2026-11-22T08:11:00+08:00",
+                }
+            ]
+        },
+    )
+
+    report_id: ShortText
+    duty_office: AreaCode = Field(description="area code of the reporting duty office")
+    severity: Severity
+    category_code: ShortText
+    casualties: Annotated[int, Field(ge=0, le=1_000_000)] = 0
+    affected_areas: Annotated[list[AreaCode], Field(min_length=1, max_length=50)]
+    location: GeoPoint | None = None
+    summary: LongText
+    reported_at: EventTime
+
+    _check_time = field_validator("reported_at")(_not_before_2000)
+
+
+SourcePayload = HotlineWorkOrder | IoTAlarm | GridReport | DutyReport
+
+EVENT_TYPES: dict[Source, str] = {
+    Source.HOTLINE: "cn.cityloop.hotline.work_order.v1",
+    Source.IOT: "cn.cityloop.iot.alarm.v1",
+    Source.GRID: "cn.cityloop.grid.report.v1",
+    Source.DUTY: "cn.cityloop.duty.report.v1",
+}
+PAYLOADS: dict[Source, type[SourcePayload]] = {
+    Source.HOTLINE: HotlineWorkOrder,
+    Source.IOT: IoTAlarm,
+    Source.GRID: GridReport,
+    Source.DUTY: DutyReport,
+}
+SOURCE_OF_TYPE: dict[str, Source] = {event_type: src for src, event_type in EVENT_TYPES.items()}
+
+
+class CloudEvent(Contract):
+    """The wire envelope: CloudEvents 1.0, structured JSON mode. `source` + `id` is the
+    idempotency key."""
+
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+
+    specversion: Literal["1.0"]
+    id: ShortText
+    source: ShortText
+    type: ShortText
+    time: EventTime | None = None
+    subject: Annotated[str, Field(max_length=200)] | None = None
+    datacontenttype: Literal["application/json"] | None = "application/json"
+    data: dict[str, Any]
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"{self.source}|{self.id}"
+
+
+# --- normalised incident ------------------------------------------------------------------
+
+
+class CallerContact(Contract):
+    """Personal data of a hotline caller."""
+
+    name: str | None = None
+    phone: str | None = None
+
+
+class Origin(Contract):
+    """Where a record was read from: enough to find it again."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class Incident(Contract):
+    """One report of something happening, whatever its source, in one shape."""
+
+    incident_id: str = Field(description="stable id derived from the idempotency key")
+    idempotency_key: str
+    source: Source
+    event_id: str
+    event_source: str
+    category_code: str
+    title: str
+    text: str = ""
+    area_codes: list[str] = Field(min_length=1)
+    location: GeoPoint | None = None
+    location_method: Literal["reported_area", "polygon", "nearest_centroid"] = "reported_area"
+    severity: Severity | None = None
+    occurred_at: datetime
+    received_at: datetime
+    device_id: str | None = None
+    sensor_type: str | None = None
+    cleared: bool = False
+    reporter: str | None = Field(default=None, description="inspector id or duty office")
+    caller: CallerContact | None = None
+    casualties: int = 0
+    origin: Origin | None = None
+    content_digest: str = Field(
+        default="",
+        description="hash of the payload, to tell a resend from a different event reusing an id",
+    )
+
+
+# --- case events (past tense) -------------------------------------------------------------
+
+
+class CaseEventBase(Contract):
+    event_id: str = Field(description="deterministic: the same decision yields the same id")
+    case_id: str
+    version: int = Field(ge=1, description="position in the case's history, from 1")
+    occurred_at: datetime
+    actor: str = Field(default="system", description="who caused it: system, dept:<id>, ...")
+    caused_by: str | None = Field(
+        default=None, description="the command id or report key this event answers"
+    )
+
+
+class ReportSummary(Contract):
+    """What a case keeps of each report attached to it."""
+
+    incident_id: str
+    idempotency_key: str
+    source: Source
+    category_code: str
+    title: str
+    text: str = ""
+    area_codes: list[str]
+    location: GeoPoint | None = None
+    occurred_at: datetime
+    received_at: datetime
+    device_id: str | None = None
+    cleared: bool = False
+    caller: CallerContact | None = None
+    origin: Origin | None = Field(default=None, description="the record it was read from")
+    content_digest: str = ""
+
+
+class RoutingReason(Contract):
+    """One step of a routing decision and why it was taken."""
+
+    rule: str
+    detail: str = ""
+
+
+class Assignment(Contract):
+    """Who handles a case, at which loop, and where it goes next."""
+
+    loop: Loop
+    handling_area: str
+    lead_department: str
+    co_departments: list[str] = []
+    coordinating_centre: str | None = None
+    escalation_chain: list[str] = Field(default=[], description="areas from here up to the city")
+    reasons: list[RoutingReason] = []
+    topology_version: str
+
+
+class CaseOpened(CaseEventBase):
+    type: Literal["CaseOpened"] = "CaseOpened"
+    category_code: str
+    title: str
+    severity: Severity | None = None
+    area_codes: list[str]
+    location: GeoPoint | None = None
+    location_precise: bool = Field(
+        default=True, description="false when the location is only the area's centroid"
+    )
+    correlation_key: str
+    lead: bool = Field(default=False, description="an unverified lead (线索) for the community")
+    first_report: ReportSummary
+    reason: str = "new_case"
+
+
+class CaseDispatched(CaseEventBase):
+    type: Literal["CaseDispatched"] = "CaseDispatched"
+    assignment: Assignment
+    accept_deadline: datetime | None = None
+    resolve_deadline: datetime | None = None
+    reason: str = "routed"
+
+
+class ReportAttached(CaseEventBase):
+    type: Literal["ReportAttached"] = "ReportAttached"
+    report: ReportSummary
+    reason: str = "attached_to_open_case"
+
+
+class DuplicateReceived(CaseEventBase):
+    """An exact re-send of a report the case already has (same source + id)."""
+
+    type: Literal["DuplicateReceived"] = "DuplicateReceived"
+    idempotency_key: str
+    origin: Origin | None = None
+    reason: str = "exact_duplicate"
+
+
+class LeadConfirmed(CaseEventBase):
+    """The community verified the lead on site (巡查核实): it is a real case now."""
+
+    type: Literal["LeadConfirmed"] = "LeadConfirmed"
+    reason: str
+
+
+class LeadRejected(CaseEventBase):
+    """The community found a false alarm; the lead closes."""
+
+    type: Literal["LeadRejected"] = "LeadRejected"
+    reason: str
+    device_id: str | None = None
+    device_false_alarms: int = 0
+    device_flagged: bool = False
+
+
+class CaseAccepted(CaseEventBase):
+    type: Literal["CaseAccepted"] = "CaseAccepted"
+    department: str
+
+
+class ProgressReported(CaseEventBase):
+    """处置: the handling department reports what it is doing."""
+
+    type: Literal["ProgressReported"] = "ProgressReported"
+    department: str
+    note: str
+
+
+class CaseReturned(CaseEventBase):
+    type: Literal["CaseReturned"] = "CaseReturned"
+    department: str
+    reason: str
+
+
+class AssistanceAdded(CaseEventBase):
+    """协办: a co-handling department joins the case."""
+
+    type: Literal["AssistanceAdded"] = "AssistanceAdded"
+    department: str
+    reason: str
+
+
+class ExtensionRequested(CaseEventBase):
+    type: Literal["ExtensionRequested"] = "ExtensionRequested"
+    department: str
+    minutes: int
+    reason: str
+
+
+class ExtensionGranted(CaseEventBase):
+    type: Literal["ExtensionGranted"] = "ExtensionGranted"
+    minutes: int
+    resolve_deadline: datetime
+
+
+class CaseEscalated(CaseEventBase):
+    type: Literal["CaseEscalated"] = "CaseEscalated"
+    from_loop: Loop
+    to_loop: Loop
+    reason: str
+
+
+class SupervisionNoticeIssued(CaseEventBase):
+    """督办: a supervision notice to the department that missed a deadline."""
+
+    type: Literal["SupervisionNoticeIssued"] = "SupervisionNoticeIssued"
+    department: str
+    reason: str
+    deadline: datetime
+
+
+class CaseResolved(CaseEventBase):
+    type: Literal["CaseResolved"] = "CaseResolved"
+    department: str
+    resolution: str
+
+
+class CaseVerified(CaseEventBase):
+    """核实 / 回访: the centre checked the result and called the citizen back."""
+
+    type: Literal["CaseVerified"] = "CaseVerified"
+    satisfied: bool
+    note: str = ""
+
+
+class CaseReopened(CaseEventBase):
+    type: Literal["CaseReopened"] = "CaseReopened"
+    reason: str
+
+
+class CaseMerged(CaseEventBase):
+    """This case was found to be the same matter as another and joins it."""
+
+    type: Literal["CaseMerged"] = "CaseMerged"
+    into_case_id: str
+    reason: str
+
+
+class CaseClosed(CaseEventBase):
+    type: Literal["CaseClosed"] = "CaseClosed"
+    reason: str
+
+
+CaseEvent = Annotated[
+    CaseOpened
+    | CaseDispatched
+    | ReportAttached
+    | DuplicateReceived
+    | LeadConfirmed
+    | LeadRejected
+    | CaseAccepted
+    | ProgressReported
+    | CaseReturned
+    | AssistanceAdded
+    | ExtensionRequested
+    | ExtensionGranted
+    | CaseEscalated
+    | SupervisionNoticeIssued
+    | CaseResolved
+    | CaseVerified
+    | CaseReopened
+    | CaseMerged
+    | CaseClosed,
+    Field(discriminator="type"),
+]
+CASE_EVENT_ADAPTER: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
+
+
+# --- department and duty-officer commands (imperative) ------------------------------------
+
+
+class CommandBase(Contract):
+    command_id: ShortText
+    case_id: ShortText
+    actor: ShortText = Field(description="dept:<department id>, centre:<area code>, or system")
+    issued_at: AwareDatetime
+
+
+class AcceptCase(CommandBase):
+    type: Literal["accept"] = "accept"
+
+
+class ReportProgress(CommandBase):
+    type: Literal["progress"] = "progress"
+    note: ShortText
+
+
+class ReturnCase(CommandBase):
+    type: Literal["return"] = "return"
+    reason: ShortText
+
+
+class RequestAssistance(CommandBase):
+    type: Literal["request_assistance"] = "request_assistance"
+    department: ShortText
+    reason: ShortText
+
+
+class RequestExtension(CommandBase):
+    type: Literal["request_extension"] = "request_extension"
+    minutes: Annotated[int, Field(gt=0, le=43_200)]
+    reason: ShortText
+
+
+class GrantExtension(CommandBase):
+    type: Literal["grant_extension"] = "grant_extension"
+
+
+class ResolveCase(CommandBase):
+    type: Literal["resolve"] = "resolve"
+    resolution: ShortText
+
+
+class VerifyCase(CommandBase):
+    type: Literal["verify"] = "verify"
+    satisfied: bool
+    note: Annotated[str, Field(max_length=400)] = ""
+
+
+class CloseCase(CommandBase):
+    type: Literal["close"] = "close"
+    reason: ShortText
+
+
+class ReopenCase(CommandBase):
+    type: Literal["reopen"] = "reopen"
+    reason: ShortText
+
+
+class EscalateCase(CommandBase):
+    type: Literal["escalate"] = "escalate"
+    reason: ShortText
+
+
+class MergeCase(CommandBase):
+    type: Literal["merge"] = "merge"
+    into_case_id: ShortText
+    into_correlation_key: str | None = Field(
+        default=None, description="where the surviving case lives (the API fills it in)"
+    )
+    reason: ShortText
+
+
+class ConfirmLead(CommandBase):
+    type: Literal["confirm_lead"] = "confirm_lead"
+    reason: ShortText = "verified on site"
+
+
+class RejectLead(CommandBase):
+    type: Literal["reject_lead"] = "reject_lead"
+    reason: ShortText = "false alarm"
+
+
+CaseCommandTypes = (
+    AcceptCase
+    | ReportProgress
+    | ReturnCase
+    | RequestAssistance
+    | RequestExtension
+    | GrantExtension
+    | ResolveCase
+    | VerifyCase
+    | CloseCase
+    | ReopenCase
+    | EscalateCase
+    | MergeCase
+    | ConfirmLead
+    | RejectLead
+)
+CaseCommand = Annotated[CaseCommandTypes, Field(discriminator="type")]
+CASE_COMMAND_ADAPTER: TypeAdapter[CaseCommand] = TypeAdapter(CaseCommand)
+
+
+class Tick(Contract):
+    """The clock reaching the case partitions: deadlines are checked at `now`. The worker sends
+    wall-clock ticks; a replay or a test may send its own and so drive time."""
+
+    type: Literal["tick"] = "tick"
+    now: AwareDatetime
+
+
+class SwitchMode(Contract):
+    """平急切换: switch an area (a district, or the city) to emergency mode or back."""
+
+    type: Literal["switch_mode"] = "switch_mode"
+    command_id: ShortText
+    area_code: AreaCode
+    mode: Mode
+    actor: ShortText
+    issued_at: AwareDatetime
+
+
+class AbsorbReports(Contract):
+    """Internal: the reports of a merged case, delivered to the case it merged into."""
+
+    type: Literal["absorb_reports"] = "absorb_reports"
+    command_id: str
+    case_id: str
+    from_case_id: str
+    reports: list[ReportSummary]
+    issued_at: AwareDatetime
+
+
+ControlMessage = Annotated[
+    CaseCommandTypes | Tick | SwitchMode | AbsorbReports, Field(discriminator="type")
+]
+CONTROL_ADAPTER: TypeAdapter[ControlMessage] = TypeAdapter(ControlMessage)
+
+
+class CommandOutcome(Contract):
+    """Whether a command was applied, and if not, why (on the command-outcomes topic)."""
+
+    command_id: str
+    case_id: str | None = None
+    command_type: str
+    actor: str
+    applied: bool
+    reason: str = Field(description="why it was rejected, or 'applied'")
+    event_types: list[str] = []
+    decided_at: datetime
+
+
+# --- dead letters -------------------------------------------------------------------------
+
+
+class DeadLetterReason(StrEnum):
+    UNDECODABLE = "undecodable"
+    NOT_A_CLOUDEVENT = "not_a_cloudevent"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    SOURCE_MISMATCH = "source_mismatch"
+    INVALID_PAYLOAD = "invalid_payload"
+    UNKNOWN_AREA = "unknown_area"
+    UNKNOWN_CATEGORY = "unknown_category"
+    UNLOCATABLE = "unlocatable"
+    UNROUTABLE = "unroutable"
+    UNMATCHED_CLEARANCE = "unmatched_clearance"
+    CONFLICTING_DUPLICATE = "conflicting_duplicate"
+    PROCESSING_ERROR = "processing_error"
+
+
+class DeadLetter(Contract):
+    """A record that could not become part of a case, with why and where it came from."""
+
+    reason: DeadLetterReason
+    detail: str
+    origin: Origin | None = None
+    source: Source | None = None
+    idempotency_key: str | None = None
+    payload_b64: str = Field(description="the bytes that failed, base64")
+    payload_is_original: bool = Field(
+        default=True,
+        description="false when the payload is the normalised Incident (the case stage failed); "
+        "the original record is then the one at `origin`",
+    )
+    recorded_at: datetime

@@ -1,0 +1,1 @@
+"""Load-testing tools: generate, record and replay event streams; evaluate dedup; benchmark."""

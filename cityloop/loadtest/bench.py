@@ -1,0 +1,390 @@
+"""`cityloop bench`: in one run on one broker, the ceiling of a plain aiokafka loop doing the
+pipeline's work, the worker's sustained throughput, latency at fixed rates beside the raw
+broker's, and two workers against one; printed, and appended to docs/benchmarks.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from cityloop.contracts import Origin
+from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.loadtest.model import DecisionModel, run_record
+from cityloop.loadtest.pacing import Pacing, percentile
+from cityloop.loadtest.replay import ReplayReport, replay
+from cityloop.loadtest.streamfile import StreamRecord
+from cityloop.settings import Settings, get_settings
+from streams.clients import async_consumer, async_producer
+from streams.topics import Topics, ensure_topics
+from topology import Topology, load_topology
+
+console = Console(stderr=True)
+RATES = (100, 1_000, 5_000)
+RAW_VALUE_BYTES = 300
+
+
+@dataclass
+class BenchResult:
+    events: int
+    ceiling: float = 0.0
+    one_worker: float = 0.0
+    two_workers: float = 0.0
+    latency: dict[int, dict[str, float]] = field(default_factory=dict)
+    raw_latency: dict[int, dict[str, float]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def pipeline_over_ceiling(self) -> float:
+        return self.one_worker / self.ceiling if self.ceiling else 0.0
+
+    @property
+    def two_over_one(self) -> float:
+        return self.two_workers / self.one_worker if self.one_worker else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "events": self.events,
+            "ceiling_events_per_s": round(self.ceiling, 1),
+            "one_worker_events_per_s": round(self.one_worker, 1),
+            "two_workers_events_per_s": round(self.two_workers, 1),
+            "pipeline_over_ceiling": round(self.pipeline_over_ceiling, 3),
+            "two_over_one": round(self.two_over_one, 3),
+            "latency_ms": {str(k): v for k, v in self.latency.items()},
+            "raw_broker_latency_ms": {str(k): v for k, v in self.raw_latency.items()},
+            "notes": self.notes,
+        }
+
+
+def _settings_for(base: Settings, prefix: str) -> Settings:
+    return base.model_copy(update={"topic_prefix": prefix})
+
+
+def _stream(topology: Topology, events: int, seed: int) -> list[StreamRecord]:
+    """`events` records of an hour of the scenario (storm, retries and all), in time order."""
+    config = ScenarioConfig(minutes=60, rate=events / 3600, seed=seed)
+    return generate(topology, config).records
+
+
+async def _preload(settings: Settings, records: list[StreamRecord], names: Topics) -> None:
+    producer = async_producer(settings, linger_ms=20, max_batch_size=256 * 1024)
+    await producer.start()
+    try:
+        for record in records:
+            assert record.source is not None  # noqa: S101 - generated records have one
+            await producer.send(names.source(record.source), value=record.value, key=record.key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def ceiling(settings: Settings, topology: Topology, records: list[StreamRecord]) -> float:
+    """A plain aiokafka loop: getmany → intake → dedup and routing over dicts → case events
+    sent with one batching producer. Events per second from the first record to the flush."""
+    names = Topics(settings.topic_prefix)
+    await asyncio.to_thread(ensure_topics, settings)
+    await _preload(settings, records, names)
+    consumer = async_consumer(settings, *names.sources, group_id=None, auto_offset_reset="earliest")
+    producer = async_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    model = DecisionModel(topology)
+    sources = names.sources
+    seen = 0
+    started: float | None = None
+    try:
+        while seen < len(records):
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            if started is None and batches:
+                started = time.perf_counter()
+            now = datetime.now(UTC)
+            for messages in batches.values():
+                for message in messages:
+                    origin = Origin(
+                        topic=message.topic, partition=message.partition, offset=message.offset
+                    )
+                    outcome = run_record(
+                        model, message.value, sources.get(message.topic), origin, now
+                    )
+                    for event in outcome.events:
+                        await producer.send(
+                            names.case_events,
+                            key=event.case_id.encode(),
+                            value=event.model_dump_json().encode(),
+                        )
+                    seen += 1
+        await producer.flush()
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return len(records) / (time.perf_counter() - (started or time.perf_counter()))
+
+
+async def raw_latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
+    """The broker alone at a fixed rate: produce (linger 5 ms, acks=all) → a consumer sees it."""
+    topic = f"{settings.topic_prefix}.bench-raw"
+    await asyncio.to_thread(_create_topic, settings, topic)
+    consumer = async_consumer(
+        settings, topic, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50
+    )
+    await consumer.start()
+    while not consumer.assignment():  # noqa: ASYNC110 - no group: assigned once metadata arrives
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for partition in consumer.assignment():
+        await consumer.position(partition)
+    producer = async_producer(settings)
+    await producer.start()
+    count = max(1, int(rate * seconds))
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def receive() -> None:
+        while len(latencies) < count:
+            batches = await consumer.getmany(timeout_ms=200)
+            now = time.time()
+            for messages in batches.values():
+                for message in messages:
+                    sent_at = float(message.value[:20])
+                    if sent_at >= start:  # not an older run's tail re-read from the end offset
+                        latencies.append((now - sent_at) * 1000)
+        done.set()
+
+    padding = b" " * RAW_VALUE_BYTES
+    start = time.time()
+    receiver = asyncio.create_task(receive())
+    for index in range(count):
+        wait = start + index / rate - time.time()
+        if wait > 0.001:
+            await asyncio.sleep(wait)
+        await producer.send(topic, value=f"{time.time():<20.6f}".encode() + padding)
+    await producer.flush()
+    try:
+        await asyncio.wait_for(done.wait(), timeout=30)
+    except TimeoutError:
+        pass
+    receiver.cancel()
+    await asyncio.gather(receiver, return_exceptions=True)
+    await producer.stop()
+    await consumer.stop()
+    values = sorted(latencies)
+    return {
+        "count": float(len(values)),
+        "p50_ms": round(percentile(values, 0.5), 1),
+        "p99_ms": round(percentile(values, 0.99), 1),
+        "max_ms": round(values[-1], 1) if values else 0.0,
+    }
+
+
+def _create_topic(settings: Settings, topic: str) -> None:
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        admin.create_topics([NewTopic(topic, settings.topic_partitions, 1)])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+@contextmanager
+def workers(
+    settings: Settings, count: int, data_dir: Path
+) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """`count` worker processes in one consumer group, as `cityloop worker` runs them."""
+    processes = []
+    for number in range(count):
+        own_dir = data_dir / f"{settings.topic_prefix}-{number}"
+        own_dir.mkdir(parents=True, exist_ok=True)
+        env = {
+            **os.environ,
+            "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+            "CITYLOOP_TOPIC_PREFIX": settings.topic_prefix,
+            "CITYLOOP_DATA_DIR": str(own_dir),
+        }
+        if settings.topology_file is not None:
+            env["CITYLOOP_TOPOLOGY_FILE"] = str(settings.topology_file)
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "cityloop", "worker"],
+                env=env,
+                stdout=open(own_dir / "worker.log", "ab"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+            )
+        )
+    try:
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def _warm_up(settings: Settings, topology: Topology, seed: int) -> None:
+    """Until the worker answers: its group join and topology load are not what we measure."""
+    records = _stream(topology, 30, seed)[:30]
+    report = await replay(records, settings, Pacing(), settle_s=90, timeout_s=120)
+    if report.accounted < len(records):
+        raise RuntimeError(f"the worker did not come up: {report.accounted}/{len(records)}")
+
+
+async def _pipeline_throughput(
+    settings: Settings, topology: Topology, events: int, seed: int, timeout_s: float
+) -> ReplayReport:
+    await _warm_up(settings, topology, seed + 500)
+    records = _stream(topology, events, seed)
+    return await replay(records, settings, Pacing(), settle_s=15, timeout_s=timeout_s)
+
+
+async def run_bench(
+    base: Settings, events: int, rate_seconds: float, seed: int, data_dir: Path
+) -> BenchResult:
+    topology = load_topology(base.topology_file)
+    run = uuid.uuid4().hex[:6]
+    result = BenchResult(events=events)
+
+    console.print(f"[bold]ceiling[/]: plain aiokafka loop over {events} events")
+    ceiling_settings = _settings_for(base, f"bench-{run}-ceiling")
+    result.ceiling = await ceiling(ceiling_settings, topology, _stream(topology, events, seed))
+    console.print(f"  {result.ceiling:,.0f} events/s")
+
+    one = _settings_for(base, f"bench-{run}-one")
+    await asyncio.to_thread(ensure_topics, one)
+    with workers(one, 1, data_dir):
+        console.print(f"[bold]one worker[/]: {events} events as fast as possible")
+        report = await _pipeline_throughput(one, topology, events, seed + 1, 300)
+        result.one_worker = report.throughput
+        if report.unaccounted:
+            result.notes.append(f"one worker left {report.unaccounted} unaccounted")
+        console.print(f"  {report.throughput:,.0f} events/s; latency {report.latency}")
+        for index, rate in enumerate(RATES):
+            console.print(
+                f"[bold]latency at {rate}/s[/] for {rate_seconds:g} s: raw broker, then pipeline"
+            )
+            result.raw_latency[rate] = await raw_latency(one, rate, rate_seconds)
+            records = _stream(topology, int(rate * rate_seconds), seed + 10 + index)
+            at_rate = await replay(
+                records, one, Pacing(rate=rate), settle_s=10, timeout_s=rate_seconds + 60
+            )
+            result.latency[rate] = {
+                **at_rate.latency,
+                "accounted": float(at_rate.accounted),
+                "sent": float(at_rate.sent),
+            }
+            console.print(f"  raw {result.raw_latency[rate]}; pipeline {at_rate.latency}")
+
+    two = _settings_for(base, f"bench-{run}-two")
+    await asyncio.to_thread(ensure_topics, two)
+    with workers(two, 2, data_dir):
+        console.print(f"[bold]two workers[/]: {events} events as fast as possible")
+        report = await _pipeline_throughput(two, topology, events, seed + 2, 300)
+        result.two_workers = report.throughput
+        if report.unaccounted:
+            result.notes.append(f"two workers left {report.unaccounted} unaccounted")
+        console.print(f"  {report.throughput:,.0f} events/s")
+    return result
+
+
+def markdown_row(result: BenchResult, when: datetime, mode: str) -> str:
+    def p99(table: dict[int, dict[str, float]], rate: int) -> str:
+        return f"{table[rate]['p99_ms']:,.0f}" if rate in table else "–"
+
+    latencies = " | ".join(
+        f"{p99(result.latency, rate)} / {p99(result.raw_latency, rate)}" for rate in RATES
+    )
+    return (
+        f"| {when:%Y-%m-%d %H:%M} | {mode} | {result.events:,} | {result.ceiling:,.0f} | "
+        f"{result.one_worker:,.0f} | {result.pipeline_over_ceiling:.3f} | "
+        f"{result.two_workers:,.0f} | {result.two_over_one:.2f} | {latencies} |"
+    )
+
+
+TABLE_HEADER = (
+    "| run | mode | events | ceiling (ev/s) | 1 worker (ev/s) | pipeline / ceiling | "
+    "2 workers (ev/s) | 2 / 1 | p99 ms at 100/s: pipeline / raw | at 1,000/s | at 5,000/s |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+)
+SECTION_TITLE = "## Load testing: `cityloop bench`"
+
+
+def append_row(docs: Path, row: str) -> None:
+    """Append to the bench table of the Load testing section (creating both if missing)."""
+    text = docs.read_text(encoding="utf-8") if docs.exists() else "# Benchmarks\n"
+    marker = "<!-- cityloop bench rows: appended by `cityloop bench` -->"
+    if marker not in text:
+        if SECTION_TITLE not in text:
+            text = text.rstrip("\n") + f"\n\n{SECTION_TITLE}\n"
+        text = text.rstrip("\n") + f"\n\n{TABLE_HEADER}{marker}\n"
+    text = text.replace(marker, f"{row}\n{marker}")
+    docs.write_text(text, encoding="utf-8")
+
+
+def bench(
+    quick: Annotated[bool, typer.Option(help="fewer events and shorter rate runs")] = False,
+    events: Annotated[int | None, typer.Option(help="events per throughput run")] = None,
+    rate_seconds: Annotated[float | None, typer.Option(help="seconds per fixed-rate run")] = None,
+    seed: Annotated[int, typer.Option()] = 1,
+    docs: Annotated[Path, typer.Option(help="where to append the row")] = Path(
+        "docs/benchmarks.md"
+    ),
+    no_docs: Annotated[bool, typer.Option("--no-docs", help="do not append a row")] = False,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Measure ceiling, pipeline throughput, latency at fixed rates and two workers."""
+    from cityloop.broker import EmbeddedBroker, free_port
+    from cityloop.cli import configure_logging
+
+    configure_logging()
+    events = events or (4_000 if quick else 15_000)
+    rate_seconds = rate_seconds or (4.0 if quick else 10.0)
+    base = get_settings()
+    with tempfile.TemporaryDirectory(prefix="cityloop-bench-") as scratch:
+        broker: EmbeddedBroker | None = None
+        if base.embedded_broker:
+            broker = EmbeddedBroker(port=free_port()).start()
+            base = base.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
+        try:
+            result = asyncio.run(run_bench(base, events, rate_seconds, seed, Path(scratch)))
+        finally:
+            if broker is not None:
+                broker.stop()
+    mode = "quick" if quick else "default"
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
+    console.print(
+        f"[bold]ceiling[/] {result.ceiling:,.0f} ev/s · [bold]one worker[/] "
+        f"{result.one_worker:,.0f} ev/s (pipeline / ceiling {result.pipeline_over_ceiling:.3f})"
+        f" · [bold]two workers[/] {result.two_workers:,.0f} ev/s (two / one "
+        f"{result.two_over_one:.2f})"
+    )
+    for rate in RATES:
+        if rate in result.latency:
+            console.print(
+                f"  at {rate:,}/s p99 publish→dispatched {result.latency[rate]['p99_ms']:,.0f} ms"
+                f" (raw broker p99 {result.raw_latency[rate]['p99_ms']:,.0f} ms)"
+            )
+    if not no_docs:
+        append_row(docs, markdown_row(result, datetime.now(UTC), mode))
+        console.print(f"appended a row to {docs}")

@@ -1,0 +1,53 @@
+"""The pipeline's decisions without Kafka: intake, correlation key, dedup and routing over plain
+dicts, as the worker's agents make them. The benchmark's ceiling loop runs it; tests use it to
+check a generated stream's ground truth against what dedup can find."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cityloop.contracts import CaseEvent, DeadLetterReason, Incident, Mode, Origin, Source
+from handlers.book import CaseBook
+from handlers.cells import correlation_key
+from handlers.intake import Accepted, take_in
+from topology import Topology, UnroutableError
+
+
+@dataclass
+class DecisionModel:
+    """The case partitions' decisions in one process, over the worker's own case book."""
+
+    topology: Topology
+    book: CaseBook = field(default_factory=CaseBook)
+    modes: Mapping[str, Mode] = field(default_factory=dict)
+
+    def decide(self, incident: Incident, key: str, now: datetime) -> tuple[CaseEvent, ...]:
+        """What one incident does to the cases; raises UnroutableError as the agent would."""
+        decision = self.book.correlate(incident, key, self.topology, self.modes, now)
+        return decision.events
+
+
+@dataclass(frozen=True)
+class Outcome:
+    events: tuple[CaseEvent, ...] = ()
+    dead_letter: DeadLetterReason | str | None = None
+
+
+def run_record(
+    model: DecisionModel,
+    value: bytes,
+    source: Source | None,
+    origin: Origin | None,
+    now: datetime,
+) -> Outcome:
+    """One source record through intake and the case decision, in one step."""
+    result = take_in(value, model.topology, now, source, origin)
+    if not isinstance(result, Accepted):
+        return Outcome(dead_letter=result.dead_letter.reason)
+    incident = result.incident
+    try:
+        return Outcome(model.decide(incident, correlation_key(model.topology, incident), now))
+    except UnroutableError as exc:
+        return Outcome(dead_letter=exc.reason)

@@ -1,0 +1,68 @@
+"""The one settings object: CITYLOOP_* environment variables and KAFKA_BOOTSTRAP_SERVERS."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CITYLOOP_", env_file=".env", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOTSTRAP_SERVERS"
+        ),
+        description="an external Kafka; unset means the embedded broker",
+    )
+    broker_host: str = Field(default="127.0.0.1", description="embedded broker address")
+    broker_port: int = Field(default=9092, description="embedded broker port")
+    topic_prefix: str = Field(default="cityloop", pattern=r"^[a-zA-Z0-9._-]+$")
+    topic_partitions: int = Field(default=4, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    kafka_session_timeout_s: float = Field(
+        default=6.0, description="short: the embedded broker holds each group join for half of it"
+    )
+
+    clock: Literal["wall", "external"] = Field(
+        default="wall",
+        description="wall: the worker ticks deadlines itself; external: only ticks published "
+        "on the control topic move time (replays, tests)",
+    )
+    tick_interval_s: float = Field(default=5.0, gt=0, description="how often deadlines are checked")
+
+    database_url: str = Field(
+        default="sqlite+aiosqlite:///./var/cityloop.db",
+        description="SQLAlchemy async URL of the case read model",
+    )
+    data_dir: Path = Field(default=Path("var"), description="worker state and local files")
+    topology_file: Path | None = Field(default=None, description="unset: the bundled Chengdu file")
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_event_bytes: int = Field(default=1_000_000, description="larger ingest bodies get 413")
+    publish_timeout_s: float = Field(default=10.0, description="ingest waits this long for acks")
+
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(""), description="HMAC secret for API tokens; empty disables auth"
+    )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        if self.kafka_bootstrap_servers:
+            return self.kafka_bootstrap_servers
+        return f"{self.broker_host}:{self.broker_port}"
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.kafka_bootstrap_servers
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

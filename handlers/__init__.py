@@ -1,0 +1,1 @@
+"""Pure decisions: normalise, deduplicate, route, advance a case."""

@@ -1,0 +1,159 @@
+"""The case book: every case a worker is responsible for, folded from the case-event topic, with
+the indexes its decisions need (dedup, open cases by correlation key, devices, deadlines)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+
+from cityloop.contracts import (
+    CaseEvent,
+    CaseOpened,
+    DuplicateReceived,
+    Incident,
+    LeadRejected,
+    Mode,
+    Origin,
+    ReportAttached,
+)
+from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, report_of
+from handlers.correlate import CorrelationDecision, SeenReport, correlate
+from topology import Topology
+
+
+class CaseBook:
+    """Derived state only: it can always be rebuilt by folding the case events again."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, CaseState] = {}
+        self._seen: dict[str, tuple[str, set[Origin], str]] = {}
+        self._open: dict[str, set[str]] = defaultdict(set)
+        self._devices: dict[str, str] = {}
+        self._false_alarms: dict[str, int] = {}
+        self._applied_commands: set[str] = set()
+        self.skipped: int = 0
+
+    # --- folding ---------------------------------------------------------------------------
+
+    def fold(self, events: Iterable[CaseEvent]) -> None:
+        for event in events:
+            self.record(event)
+
+    def record(self, event: CaseEvent) -> None:
+        """Take one event in; one already taken (a redelivery) changes nothing."""
+        state = self.cases.get(event.case_id)
+        if state is not None and event.version <= state.version:
+            return
+        try:
+            state = apply(state, event)
+        except OutOfOrderEvent:
+            self.skipped += 1
+            return
+        self.cases[state.case_id] = state
+        self._index(event, state)
+
+    def commit(self, change: CaseChange) -> None:
+        """Take in a decision: its final state was folded already, so only the indexes move."""
+        state = change.state
+        if state is None or not change.events:
+            return
+        known = self.cases.get(state.case_id)
+        if known is not None and known.version >= state.version:
+            return
+        if change.events[0].version != (known.version if known else 0) + 1:
+            self.fold(change.events)  # the decision was made on another view: fold it in order
+            return
+        self.cases[state.case_id] = state
+        for event in change.events:
+            self._index(event, state)
+
+    def _index(self, event: CaseEvent, state: CaseState) -> None:
+        if event.caused_by and not isinstance(
+            event, CaseOpened | ReportAttached | DuplicateReceived
+        ):
+            self._applied_commands.add(event.caused_by)
+        report = report_of(event)
+        if report is not None:
+            self._remember(
+                report.idempotency_key, state.case_id, report.origin, report.content_digest
+            )
+            if report.device_id:
+                self._devices[report.device_id] = state.case_id
+        if isinstance(event, DuplicateReceived):
+            self._remember(event.idempotency_key, state.case_id, event.origin)
+        if isinstance(event, LeadRejected) and event.device_id:
+            self._false_alarms[event.device_id] = event.device_false_alarms
+        if state.is_open:
+            self._open[state.correlation_key].add(state.case_id)
+        else:
+            self._open[state.correlation_key].discard(state.case_id)
+
+    def _remember(self, key: str, case_id: str, origin: Origin | None, digest: str = "") -> None:
+        known = self._seen.setdefault(key, (case_id, set(), digest))
+        if origin is not None:
+            known[1].add(origin)
+
+    # --- what decisions ask ----------------------------------------------------------------
+
+    def seen(self, idempotency_key: str, origin: Origin | None) -> SeenReport | None:
+        """The case that already has this report; `origin` echoes the record if it is the
+        very record taken before (a redelivery), so the decision can tell the two apart."""
+        known = self._seen.get(idempotency_key)
+        if known is None:
+            return None
+        case_id, origins, digest = known
+        echo = origin if origin is not None and origin in origins else None
+        return SeenReport(case_id, echo, digest)
+
+    def correlate(
+        self,
+        incident: Incident,
+        key: str,
+        topology: Topology,
+        modes: Mapping[str, Mode],
+        now: datetime,
+    ) -> CorrelationDecision:
+        """Decide an incident against this book (and take the decision in)."""
+        seen = self.seen(incident.idempotency_key, incident.origin)
+        decision = correlate(
+            incident,
+            seen,
+            self.case(seen.case_id) if seen else None,
+            self.open_in(key),
+            self.device_case(incident.device_id),
+            topology,
+            modes,
+            now,
+        )
+        self.commit(CaseChange(decision.events, decision.state))
+        return decision
+
+    def case(self, case_id: str | None) -> CaseState | None:
+        return self.cases.get(case_id) if case_id else None
+
+    def open_in(self, correlation_key: str) -> list[CaseState]:
+        return [self.cases[case_id] for case_id in self._open.get(correlation_key, ())]
+
+    def device_case(self, device_id: str | None) -> CaseState | None:
+        return self.case(self._devices.get(device_id)) if device_id else None
+
+    def false_alarms(self, device_id: str | None) -> int:
+        return self._false_alarms.get(device_id, 0) if device_id else 0
+
+    def applied(self, command_id: str) -> bool:
+        return command_id in self._applied_commands
+
+    def open_cases(self) -> Iterator[CaseState]:
+        for case_ids in self._open.values():
+            for case_id in case_ids:
+                yield self.cases[case_id]
+
+    def due(self, now: datetime) -> list[CaseState]:
+        """Open cases with a deadline at or before `now`."""
+        return [
+            case
+            for case in self.open_cases()
+            if (case.accept_deadline is not None and case.accept_deadline < now)
+            or (case.resolve_deadline is not None and case.resolve_deadline < now)
+        ]

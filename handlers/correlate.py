@@ -1,0 +1,346 @@
+"""Correlation: decide what an incident does to the cases — open one, open a lead, attach to an
+open case, or nothing new — and say why with a named reason."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from functools import lru_cache
+
+from cityloop.contracts import (
+    AreaLevel,
+    Assignment,
+    CaseDispatched,
+    CaseEscalated,
+    CaseEvent,
+    CaseOpened,
+    DuplicateReceived,
+    GeoPoint,
+    Incident,
+    LeadConfirmed,
+    Loop,
+    Mode,
+    Origin,
+    ReportAttached,
+    ReportSummary,
+    RoutingReason,
+    Severity,
+    Source,
+)
+from handlers.case import CaseState, EventWriter
+from handlers.cells import correlation_key, family_of, reference_point
+from topology import Topology, UnroutableError, route
+from topology.geo import distance_m
+
+LOOP_RANK = {Loop.MICRO: 0, Loop.SMALL: 1, Loop.MEDIUM: 2, Loop.BIG: 3}
+SEVERITY_RANK = {Severity.IV: 0, Severity.III: 1, Severity.II: 2, Severity.I: 3}
+HUMAN_SOURCES = frozenset({Source.HOTLINE, Source.GRID, Source.DUTY})
+
+
+class CorrelationReason(StrEnum):
+    NEW_CASE = "new_case"
+    NEW_LEAD = "new_lead"
+    ATTACHED_TO_OPEN_CASE = "attached_to_open_case"
+    DEVICE_REPEAT = "device_repeat"
+    EXACT_DUPLICATE = "exact_duplicate"
+    REPLAYED_RECORD = "replayed_record"
+    """The very same input record again (a restart re-read it): nothing new happened."""
+
+
+@dataclass(frozen=True)
+class SeenReport:
+    """What the dedup index remembers of a report it has taken in."""
+
+    case_id: str
+    origin: Origin | None
+    content_digest: str = ""
+
+
+@dataclass(frozen=True)
+class CorrelationDecision:
+    reason: CorrelationReason
+    case_id: str
+    events: tuple[CaseEvent, ...]
+    state: CaseState | None = field(default=None, compare=False)
+    """The case after the events (None when nothing changed)."""
+
+
+def mode_at(topology: Topology, modes: Mapping[str, Mode], area_codes: Sequence[str]) -> Mode:
+    """Emergency when any area, or any area above it, is switched to emergency mode."""
+    for code in area_codes:
+        if any(modes.get(ancestor) is Mode.EMERGENCY for ancestor in topology.ancestors(code)):
+            return Mode.EMERGENCY
+    return Mode.NORMAL
+
+
+def case_id_for(incident: Incident) -> str:
+    digest = hashlib.blake2b(incident.idempotency_key.encode(), digest_size=6).hexdigest()
+    return f"CL-{incident.occurred_at:%Y%m%d}-{digest}"
+
+
+def summarise(incident: Incident) -> ReportSummary:
+    return ReportSummary(
+        incident_id=incident.incident_id,
+        idempotency_key=incident.idempotency_key,
+        source=incident.source,
+        category_code=incident.category_code,
+        title=incident.title,
+        text=incident.text,
+        area_codes=incident.area_codes,
+        location=incident.location,
+        occurred_at=incident.occurred_at,
+        received_at=incident.received_at,
+        device_id=incident.device_id,
+        cleared=incident.cleared,
+        caller=incident.caller,
+        origin=incident.origin,
+        content_digest=incident.content_digest,
+    )
+
+
+def dispatch(
+    writer: EventWriter,
+    topology: Topology,
+    assignment: Assignment,
+    category_code: str,
+    mode: Mode,
+    reason: str,
+) -> None:
+    """Dispatch to an assignment with deadlines of its loop and mode, counted from now."""
+    category = topology.category(category_code)
+    if category is None:
+        raise UnroutableError("unknown_category", f"no category {category_code!r}")
+    sla = category.sla.for_loop(assignment.loop, mode)
+    writer.add(
+        CaseDispatched,
+        assignment=assignment,
+        accept_deadline=writer.now + timedelta(minutes=sla.accept_minutes),
+        resolve_deadline=writer.now + timedelta(minutes=sla.resolve_minutes),
+        reason=reason,
+    )
+
+
+def verification_assignment(topology: Topology, community: str) -> Assignment:
+    """A lead goes to the community it lies in, to be verified on site (巡查核实)."""
+    committee = topology.department_for("residents_committee", community)
+    return Assignment(
+        loop=Loop.MICRO,
+        handling_area=community,
+        lead_department=committee.id if committee else f"{community}.residents_committee",
+        reasons=[
+            RoutingReason(rule="lead_verification", detail="unverified alarm: verify on site")
+        ],
+        escalation_chain=list(topology.ancestors(community)),
+        topology_version=topology.version,
+    )
+
+
+def needs_verification(topology: Topology, incident: Incident) -> bool:
+    if incident.source is not Source.IOT or incident.sensor_type is None:
+        return False
+    sensor = topology.sensor_type(incident.sensor_type)
+    return sensor is not None and sensor.needs_verification
+
+
+def open_case(
+    incident: Incident, topology: Topology, modes: Mapping[str, Mode], now: datetime
+) -> CorrelationDecision:
+    """Open a case (or a lead) for an incident nothing else covers. Raises UnroutableError."""
+    mode = mode_at(topology, modes, incident.area_codes)
+    lead = needs_verification(topology, incident)
+    case_id = case_id_for(incident)
+    point, precise = reference_point(topology, incident)
+    writer = EventWriter(None, case_id, now, caused_by=incident.idempotency_key)
+    # route first: an unroutable incident must not leave a half-opened case behind
+    assignment = (
+        verification_assignment(
+            topology,
+            topology.ancestor_at(incident.area_codes[0], AreaLevel.COMMUNITY)
+            or incident.area_codes[0],
+        )
+        if lead
+        else route(topology, incident.category_code, incident.area_codes, incident.severity, mode)
+    )
+    writer.add(
+        CaseOpened,
+        category_code=incident.category_code,
+        title=incident.title,
+        severity=incident.severity,
+        area_codes=incident.area_codes,
+        location=point,
+        location_precise=precise,
+        correlation_key=correlation_key(topology, incident),
+        lead=lead,
+        first_report=summarise(incident),
+        reason=CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE,
+    )
+    dispatch(
+        writer, topology, assignment, incident.category_code, mode, "lead" if lead else "routed"
+    )
+    reason = CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE
+    return CorrelationDecision(reason, case_id, tuple(writer.events), writer.state)
+
+
+def _within_window(topology: Topology, case: CaseState, incident: Incident) -> bool:
+    window = max(_window(topology, case.category_code), _window(topology, incident.category_code))
+    earliest = case.reports[0].occurred_at if case.reports else case.opened_at
+    # late reports (out of order by up to the window) still belong
+    return earliest - window <= incident.occurred_at <= case.last_report_at + window
+
+
+@lru_cache(maxsize=4096)
+def _window(topology: Topology, category_code: str) -> timedelta:
+    category = topology.category(category_code)
+    return timedelta(minutes=category.correlation.window_minutes if category else 0)
+
+
+@lru_cache(maxsize=4096)
+def _radius(topology: Topology, category_code: str) -> float:
+    category = topology.category(category_code)
+    return category.correlation.radius_m if category else 0.0
+
+
+def _distance(case: CaseState, point: GeoPoint | None) -> float | None:
+    if case.location is None or point is None:
+        return None
+    return distance_m(case.location.lat, case.location.lon, point.lat, point.lon)
+
+
+def _same_community(topology: Topology, case: CaseState, incident: Incident) -> bool:
+    def communities(codes: Sequence[str]) -> set[str]:
+        return {topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in codes}
+
+    return bool(communities(case.area_codes) & communities(incident.area_codes))
+
+
+def match_distance(
+    topology: Topology,
+    case: CaseState,
+    incident: Incident,
+    place: tuple[GeoPoint | None, bool] | None = None,
+) -> float | None:
+    """How far the incident is from an open case it may join; None when it may not.
+    The cheap tests come first: most candidates fail on distance. `place` is the incident's
+    reference point, when the caller has it already."""
+    if not case.is_open:
+        return None
+    if family_of(topology, case.category_code) != family_of(topology, incident.category_code):
+        return None
+    point, precise = place or reference_point(topology, incident)
+    distance = _distance(case, point)
+    if precise and case.location_precise:
+        radius = max(
+            _radius(topology, case.category_code), _radius(topology, incident.category_code)
+        )
+        if distance is None or distance > radius:
+            return None
+        return distance if _within_window(topology, case, incident) else None
+    if (
+        case.category_code == incident.category_code
+        and _same_community(topology, case, incident)
+        and _within_window(topology, case, incident)
+    ):
+        # a report placed only by its area cannot be measured: the same matter in the same
+        # community is the evidence (a family is too broad without a distance)
+        return distance if distance is not None else _radius(topology, case.category_code)
+    return None
+
+
+def attach(
+    case: CaseState,
+    incident: Incident,
+    topology: Topology,
+    modes: Mapping[str, Mode],
+    now: datetime,
+    reason: CorrelationReason,
+) -> CorrelationDecision:
+    """Attach a report; a human report confirms a lead; a graver or wider case goes up."""
+    writer = EventWriter(case, case.case_id, now, caused_by=incident.idempotency_key)
+    writer.add(ReportAttached, report=summarise(incident), reason=reason.value)
+    if incident.cleared:
+        return CorrelationDecision(reason, case.case_id, tuple(writer.events), writer.state)
+    areas = list(dict.fromkeys([*case.area_codes, *incident.area_codes]))
+    severity = _graver(case.severity, incident.severity)
+    mode = mode_at(topology, modes, areas)
+    if case.lead and incident.source in HUMAN_SOURCES:
+        writer.add(LeadConfirmed, reason=f"corroborated_by_{incident.source.value}")
+        assignment = route(topology, case.category_code, areas, severity, mode)
+        dispatch(writer, topology, assignment, case.category_code, mode, "lead_confirmed")
+    elif (
+        not case.lead
+        and case.assignment is not None
+        and (areas != case.area_codes or severity != case.severity)
+    ):
+        rerouted = route(topology, case.category_code, areas, severity, mode)
+        if LOOP_RANK[rerouted.loop] > LOOP_RANK[case.assignment.loop]:
+            why = "cross_area" if areas != case.area_codes else "severity_raised"
+            writer.add(
+                CaseEscalated, from_loop=case.assignment.loop, to_loop=rerouted.loop, reason=why
+            )
+            dispatch(writer, topology, rerouted, case.category_code, mode, why)
+    return CorrelationDecision(reason, case.case_id, tuple(writer.events), writer.state)
+
+
+def _graver(a: Severity | None, b: Severity | None) -> Severity | None:
+    if a is None or b is None:
+        return a or b
+    return a if SEVERITY_RANK[a] >= SEVERITY_RANK[b] else b
+
+
+def correlate(
+    incident: Incident,
+    seen: SeenReport | None,
+    seen_case: CaseState | None,
+    candidates: Sequence[CaseState],
+    device_case: CaseState | None,
+    topology: Topology,
+    modes: Mapping[str, Mode],
+    now: datetime,
+) -> CorrelationDecision:
+    """What one incident does.
+
+    `seen`/`seen_case`: what the dedup index has of its idempotency key; `candidates`: the open
+    cases of its correlation key; `device_case`: the last case its device (if any) raised."""
+    if seen is not None:
+        if incident.origin is not None and seen.origin == incident.origin:
+            return CorrelationDecision(CorrelationReason.REPLAYED_RECORD, seen.case_id, ())
+        if seen_case is None:
+            raise UnroutableError("processing_error", f"dedup index names unknown {seen.case_id}")
+        if seen.content_digest and incident.content_digest != seen.content_digest:
+            raise UnroutableError(
+                "conflicting_duplicate",
+                f"{incident.idempotency_key} was taken in before with other content "
+                f"(on case {seen.case_id}); an id may not be reused for another event",
+            )
+        writer = EventWriter(seen_case, seen.case_id, now, caused_by=incident.idempotency_key)
+        writer.add(
+            DuplicateReceived, idempotency_key=incident.idempotency_key, origin=incident.origin
+        )
+        return CorrelationDecision(
+            CorrelationReason.EXACT_DUPLICATE, seen.case_id, tuple(writer.events), writer.state
+        )
+    if (
+        device_case is not None
+        and (device_case.is_open or incident.cleared)
+        and family_of(topology, device_case.category_code)
+        == family_of(topology, incident.category_code)  # the same kind of alarm, repeated
+        and _within_window(topology, device_case, incident)
+    ):
+        return attach(device_case, incident, topology, modes, now, CorrelationReason.DEVICE_REPEAT)
+    place = reference_point(topology, incident)
+    scored = [
+        (distance, case.opened_at, case.case_id, case)
+        for case in candidates
+        if (distance := match_distance(topology, case, incident, place)) is not None
+    ]
+    if scored:
+        best = min(scored, key=lambda item: (item[0], item[1], item[2]))[3]
+        return attach(best, incident, topology, modes, now, CorrelationReason.ATTACHED_TO_OPEN_CASE)
+    if incident.cleared:
+        raise UnroutableError(
+            "unmatched_clearance", f"device {incident.device_id} cleared an alarm no case holds"
+        )
+    return open_case(incident, topology, modes, now)

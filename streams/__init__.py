@@ -1,0 +1,1 @@
+"""Kafka wiring: topics, clients, the Faust app and its agents."""

@@ -1,0 +1,315 @@
+"""The Faust app: intake and case agents, thin around the handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from kafka.partitioner.default import murmur2
+
+from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
+    CONTROL_ADAPTER,
+    AbsorbReports,
+    CommandOutcome,
+    DeadLetter,
+    Incident,
+    MergeCase,
+    Mode,
+    Origin,
+    SwitchMode,
+    Tick,
+)
+from cityloop.settings import get_settings
+from handlers.book import CaseBook
+from handlers.case import CaseChange
+from handlers.cells import correlation_key
+from handlers.intake import Accepted, take_in
+from handlers.lifecycle import (
+    absorb_reports,
+    check_deadlines,
+    decide_command,
+    decide_mode_switch,
+    reevaluate_for_mode,
+)
+from streams.consumer_tuning import shorten_fetch_wait
+from streams.deadletters import dead_letter_for_exception
+from streams.history import read_history
+from streams.topics import topics_for
+from topology import TopologyError, UnroutableError, load_topology, load_topology_text
+
+log = logging.getLogger(__name__)
+
+settings = get_settings()
+names = topics_for(settings)
+shorten_fetch_wait()
+
+app = faust.App(
+    f"{settings.topic_prefix}-worker",
+    broker=f"kafka://{settings.bootstrap_servers}",
+    store="memory://",
+    datadir=str(settings.data_dir / "faust"),
+    web_enabled=False,
+    topic_partitions=settings.topic_partitions,
+    topic_allow_declare=True,
+    broker_session_timeout=settings.kafka_session_timeout_s,
+    broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 3),
+    producer_acks=-1,
+    producer_linger_ms=5,
+)
+
+
+def _bytes_topic(*topic_names: str) -> Any:
+    """Values and keys stay bytes: the handlers parse them, once."""
+    return app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
+
+
+source_topic = _bytes_topic(*names.sources)
+incident_topic = _bytes_topic(names.incidents)
+control_topic = _bytes_topic(names.case_control)
+case_work_topic = _bytes_topic(names.incidents, names.case_control)
+case_event_topic = _bytes_topic(names.case_events)
+outcome_topic = _bytes_topic(names.command_outcomes)
+modes_topic = _bytes_topic(names.modes)
+topology_topic = _bytes_topic(names.topology)
+dead_letter_topic = _bytes_topic(names.dead_letters)
+
+# The cases agent's state: derived from the case-event topic, rebuilt whenever partitions move.
+book = CaseBook()
+modes: dict[str, Mode] = {}
+needs_rebuild = True
+
+topology = load_topology(settings.topology_file)
+topology_from_topic = False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def record_time(message: Any) -> datetime:
+    """The clock of every decision: the record's own timestamp. Re-processing a record after a
+    crash then decides exactly as before, and a replay runs on the events' own times."""
+    timestamp = getattr(message, "timestamp", None)
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else _now()
+
+
+async def send_dead_letter(dead_letter: DeadLetter) -> None:
+    await dead_letter_topic.send(
+        key=(dead_letter.idempotency_key or "").encode(),
+        value=dead_letter.model_dump_json().encode(),
+        headers={"reason": dead_letter.reason.value.encode()},
+    )
+
+
+async def adopt_topology(text: bytes, now: datetime) -> None:
+    """Swap to a published topology version, or keep the current one if it does not load."""
+    global topology
+    try:
+        candidate = load_topology_text(text, source=names.topology)
+        applied, reason = True, "applied"
+    except TopologyError as exc:
+        candidate, applied, reason = topology, False, f"invalid: {exc}"[:2000]
+    topology = candidate  # one rebinding: a decision sees the old version or the new, whole
+    log.warning("topology %s: %s", candidate.version, reason)
+    await publish_outcome(
+        CommandOutcome(
+            command_id=f"topology:{hashlib.sha256(text).hexdigest()[:16]}",
+            command_type="publish_topology",
+            actor="operator",
+            applied=applied,
+            reason=reason if not applied else f"applied {candidate.version}",
+            decided_at=now,
+        )
+    )
+
+
+async def ensure_topology() -> None:
+    """Before the first decision: the newest version published on the topic, if any."""
+    global topology_from_topic
+    if topology_from_topic:
+        return
+    topology_from_topic = True
+    versions = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: list(read_history(settings.bootstrap_servers, names.topology))
+    )
+    if versions:
+        await adopt_topology(versions[-1], _now())
+
+
+@app.agent(topology_topic)
+async def topology_versions(stream: Any) -> None:
+    """Hot reload: each published topology version replaces the current one."""
+    async for event in stream.events():
+        await ensure_topology()
+        await adopt_topology(event.value, record_time(event.message))
+
+
+@app.agent(source_topic)
+async def intake(stream: Any) -> None:
+    """Raw CloudEvents → validated Incidents keyed by correlation key, or dead letters."""
+    async for event in stream.events():
+        await ensure_topology()
+        message = event.message
+        origin = Origin(topic=message.topic, partition=message.partition, offset=message.offset)
+        value: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        try:
+            received = record_time(message)
+            result = take_in(value, topology, received, names.sources.get(message.topic), origin)
+            if isinstance(result, Accepted):
+                incident = result.incident
+                await incident_topic.send(
+                    key=correlation_key(topology, incident).encode(),
+                    value=incident.model_dump_json().encode(),
+                )
+            else:
+                await send_dead_letter(result.dead_letter)
+        except Exception as exc:  # a bug must not stop the stream: dead-letter and go on
+            log.exception(
+                "intake failed at %s[%s]@%s", origin.topic, origin.partition, origin.offset
+            )
+            await send_dead_letter(
+                dead_letter_for_exception(exc, value, origin, record_time(message))
+            )
+
+
+# --- case partition state ------------------------------------------------------------------
+
+
+@app.on_partitions_assigned.connect  # type: ignore[arg-type]
+async def _partitions_moved(app: Any, *args: Any, **kwargs: Any) -> None:
+    global needs_rebuild
+    needs_rebuild = True
+
+
+async def rebuild() -> None:
+    """Fold the whole case-event topic (and the modes) into a fresh book."""
+    global book, needs_rebuild
+    loop = asyncio.get_running_loop()
+    fresh = CaseBook()
+    history = await loop.run_in_executor(
+        None, lambda: list(read_history(settings.bootstrap_servers, names.case_events))
+    )
+    fresh.fold(CASE_EVENT_ADAPTER.validate_json(value) for value in history)
+    switched = await loop.run_in_executor(
+        None, lambda: list(read_history(settings.bootstrap_servers, names.modes))
+    )
+    modes.clear()
+    for value in switched:
+        record = SwitchMode.model_validate_json(value)
+        modes[record.area_code] = record.mode
+    book, needs_rebuild = fresh, False
+    log.info("case book rebuilt: %d cases from %d events", len(book.cases), len(history))
+
+
+def partition_of(key: str) -> int:
+    """Kafka's default partitioner, so a case's partition is known from its correlation key."""
+    return int(murmur2(key.encode()) & 0x7FFFFFFF) % settings.topic_partitions
+
+
+async def publish(change: CaseChange) -> None:
+    for case_event in change.events:
+        await case_event_topic.send(
+            key=case_event.case_id.encode(), value=case_event.model_dump_json().encode()
+        )
+    book.commit(change)
+
+
+async def publish_outcome(outcome: CommandOutcome) -> None:
+    await outcome_topic.send(
+        key=outcome.command_id.encode(), value=outcome.model_dump_json().encode()
+    )
+
+
+async def take_incident(incident: Incident, key: str) -> None:
+    decision = book.correlate(incident, key, topology, modes, incident.received_at)
+    for case_event in decision.events:
+        await case_event_topic.send(
+            key=case_event.case_id.encode(), value=case_event.model_dump_json().encode()
+        )
+
+
+async def take_control(message: Any, partition: int, now: datetime) -> None:
+    if isinstance(message, Tick):
+        for due in book.due(message.now):
+            if partition_of(due.correlation_key) == partition:
+                await publish(check_deadlines(due, topology, modes, message.now))
+        return
+    if isinstance(message, SwitchMode):
+        outcome = decide_mode_switch(message, topology, now)
+        if outcome.applied:
+            modes[message.area_code] = message.mode
+            for open_case in list(book.open_cases()):
+                if partition_of(open_case.correlation_key) == partition:
+                    await publish(reevaluate_for_mode(open_case, topology, modes, now))
+        if partition == 0:  # every partition got the switch; one of them records it
+            if outcome.applied:
+                await modes_topic.send(
+                    key=message.area_code.encode(), value=message.model_dump_json().encode()
+                )
+            await publish_outcome(outcome)
+        return
+    if isinstance(message, AbsorbReports):
+        decision = absorb_reports(message, book.case(message.case_id), now)
+    else:
+        if book.applied(message.command_id):
+            return  # a redelivered command: its events and outcome are out already
+        case = book.case(message.case_id)
+        decision = decide_command(
+            message, case, topology, modes, now, book.false_alarms(case.device_id if case else None)
+        )
+        if decision.absorb is not None:
+            # the surviving case lives where its correlation key sends it; the API names it
+            target = book.case(decision.absorb.case_id)
+            into_key = target.correlation_key if target else None
+            if into_key is None and isinstance(message, MergeCase):
+                into_key = message.into_correlation_key
+            await control_topic.send(
+                key=(into_key or "").encode(), value=decision.absorb.model_dump_json().encode()
+            )
+    await publish(CaseChange(decision.events, decision.state))
+    await publish_outcome(decision.outcome)
+
+
+@app.agent(case_work_topic)
+async def cases(stream: Any) -> None:
+    """Incidents and control messages → case events, decided against the case book."""
+    async for event in stream.events():
+        message = event.message
+        value: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
+        incident: Incident | None = None
+        try:
+            await ensure_topology()
+            if needs_rebuild:
+                await rebuild()
+            if message.topic == names.incidents:
+                incident = Incident.model_validate_json(value)
+                await take_incident(incident, message.key.decode() if message.key else "")
+            else:
+                control = CONTROL_ADAPTER.validate_json(value)
+                await take_control(control, message.partition, record_time(message))
+        except Exception as exc:  # unroutable, or a bug: dead-letter and go on
+            if not isinstance(exc, UnroutableError):
+                log.exception("case decision failed at %s[%s]", message.topic, message.partition)
+            origin = (
+                incident.origin
+                if incident
+                else Origin(topic=message.topic, partition=message.partition, offset=message.offset)
+            )
+            await send_dead_letter(
+                dead_letter_for_exception(exc, value, origin, record_time(message), incident)
+            )
+
+
+@app.timer(interval=settings.tick_interval_s, on_leader=True)
+async def tick() -> None:
+    """The wall clock, delivered to every case partition (unless replays drive time)."""
+    if settings.clock != "wall":
+        return
+    value = Tick(now=_now()).model_dump_json().encode()
+    for partition in range(settings.topic_partitions):
+        await control_topic.send(value=value, partition=partition)

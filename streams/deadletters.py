@@ -1,0 +1,102 @@
+"""Dead letters: made for failures the handlers did not foresee, and read back for inspection."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from datetime import datetime
+
+from cityloop.contracts import DeadLetter, DeadLetterReason, Incident, Origin
+from topology import UnroutableError
+
+
+def dead_letter_for_exception(
+    exc: Exception,
+    raw: bytes,
+    origin: Origin | None,
+    now: datetime,
+    incident: Incident | None = None,
+) -> DeadLetter:
+    if isinstance(exc, UnroutableError):
+        named = {reason.value: reason for reason in DeadLetterReason}
+        reason = named.get(exc.reason, DeadLetterReason.UNROUTABLE)
+    else:
+        reason = DeadLetterReason.PROCESSING_ERROR
+    return DeadLetter(
+        reason=reason,
+        detail=f"{type(exc).__name__}: {exc}"[:2000],
+        origin=origin,
+        source=incident.source if incident else None,
+        idempotency_key=incident.idempotency_key if incident else None,
+        payload_b64=base64.b64encode(raw).decode("ascii"),
+        payload_is_original=incident is None,
+        recorded_at=now,
+    )
+
+
+@dataclass(frozen=True)
+class StoredDeadLetter:
+    """A dead letter as it sits on the topic: where, and what."""
+
+    partition: int
+    offset: int
+    letter: DeadLetter
+
+    @property
+    def id(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+
+def read_dead_letters(bootstrap_servers: str, topic: str) -> list[StoredDeadLetter]:
+    """Every dead letter on the topic now, oldest first per partition (blocking)."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
+        ]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        found: list[StoredDeadLetter] = []
+        done: set[TopicPartition] = set()
+        while len(done) < len(partitions):
+            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
+                for record in records:
+                    try:
+                        letter = DeadLetter.model_validate_json(record.value or b"")
+                    except ValueError:
+                        continue  # not ours: nothing to list or replay
+                    found.append(StoredDeadLetter(record.partition, record.offset, letter))
+            for tp in partitions:
+                high = consumer.highwater(tp)
+                if high is not None and consumer.position(tp) >= high:
+                    done.add(tp)
+        return found
+    finally:
+        consumer.close()
+
+
+def original_bytes(letter: DeadLetter, bootstrap_servers: str) -> bytes:
+    """The record as it entered: the payload itself, or (when the case stage failed on the
+    normalised incident) the record at the letter's origin."""
+    if letter.payload_is_original or letter.origin is None:
+        return base64.b64decode(letter.payload_b64)
+    from kafka import KafkaConsumer, TopicPartition
+
+    origin = letter.origin
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    try:
+        partition = TopicPartition(origin.topic, origin.partition)
+        consumer.assign([partition])
+        consumer.seek(partition, origin.offset)
+        for _ in range(20):
+            for records in consumer.poll(timeout_ms=500, max_records=1).values():
+                for record in records:
+                    if record.offset == origin.offset and record.value is not None:
+                        return bytes(record.value)
+        raise LookupError(
+            f"the record at {origin.topic}[{origin.partition}]@{origin.offset} is gone"
+        )
+    finally:
+        consumer.close()

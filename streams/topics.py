@@ -1,0 +1,121 @@
+"""The one place that names cityloop's topics and creates them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from cityloop.contracts import Source
+from cityloop.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    compacted: bool = False
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names under one prefix (so tests and tenants can share a broker)."""
+
+    prefix: str = "cityloop"
+
+    def source(self, source: Source) -> str:
+        """Raw CloudEvents from one kind of departmental system."""
+        return f"{self.prefix}.events.{source.value}"
+
+    @property
+    def sources(self) -> dict[str, Source]:
+        return {self.source(src): src for src in Source}
+
+    @property
+    def incidents(self) -> str:
+        """Validated, normalised incidents, keyed by correlation key."""
+        return f"{self.prefix}.incidents"
+
+    @property
+    def case_events(self) -> str:
+        """Every case's history (CaseOpened, CaseDispatched, ...), keyed by case id."""
+        return f"{self.prefix}.case-events"
+
+    @property
+    def case_control(self) -> str:
+        """Commands, clock ticks, mode switches and merges for the case partitions, keyed like
+        the incidents (by the case's correlation key) so each lands where its case lives."""
+        return f"{self.prefix}.case-control"
+
+    @property
+    def command_outcomes(self) -> str:
+        """Whether each command was applied or rejected and why, keyed by command id."""
+        return f"{self.prefix}.command-outcomes"
+
+    @property
+    def dead_letters(self) -> str:
+        return f"{self.prefix}.dead-letters"
+
+    @property
+    def modes(self) -> str:
+        """平急切换: the mode each switched area is in (compacted, keyed by area code)."""
+        return f"{self.prefix}.modes"
+
+    @property
+    def topology(self) -> str:
+        """Topology versions (compacted, one key)."""
+        return f"{self.prefix}.topology"
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        return [
+            *(TopicSpec(self.source(src), partitions) for src in Source),
+            TopicSpec(self.incidents, partitions),
+            TopicSpec(self.case_events, partitions),
+            TopicSpec(self.case_control, partitions),
+            TopicSpec(self.command_outcomes, partitions),
+            TopicSpec(self.dead_letters, partitions),
+            TopicSpec(self.modes, 1, compacted=True),
+            TopicSpec(self.topology, 1, compacted=True),
+        ]
+
+
+def topics_for(settings: Settings) -> Topics:
+    return Topics(settings.topic_prefix)
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create every topic that does not exist yet; return the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    specs = topics_for(settings).specs(settings.topic_partitions)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, client_id="cityloop-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs={"cleanup.policy": "compact"} if spec.compacted else {},
+            )
+            for spec in specs
+            if spec.name not in existing
+        ]
+        created: list[str] = []
+        for topic in missing:
+            # one request each, so a topic created meanwhile by another process fails alone
+            try:
+                admin.create_topics([topic])
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+        if created:
+            log.info("created topics: %s", ", ".join(created))
+        return created
+    finally:
+        admin.close()

@@ -1,0 +1,156 @@
+"""The read model on SQLite and on PostgreSQL: projection applies each case version once, and the
+case routes page, filter and mask over it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.db import Base, CaseEventRow, CaseRow, ReportRow, create_engine, session_factory
+from api.main import create_app
+from api.projection import project
+from cityloop.contracts import CallerContact, Incident, Source
+from cityloop.settings import Settings
+from handlers.case import fold
+from handlers.correlate import SeenReport, correlate
+from tests.conftest import TEST_SECRET, bearer
+from topology import load_topology, tiny_topology_path
+
+NOW = datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
+TINY = load_topology(tiny_topology_path())
+
+
+def incident(number: int, category: str = "garbage_exposed") -> Incident:
+    key = f"/test/hotline|WO-{number}"
+    return Incident(
+        incident_id=f"i{number}",
+        idempotency_key=key,
+        source=Source.HOTLINE,
+        event_id=f"WO-{number}",
+        event_source="/test/hotline",
+        category_code=category,
+        title=f"report {number}",
+        area_codes=["510104001001"],
+        occurred_at=NOW + timedelta(minutes=number),
+        received_at=NOW + timedelta(minutes=number),
+        caller=CallerContact(name="张三丰", phone="13912345678"),
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def engine(
+    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
+) -> AsyncIterator[AsyncEngine]:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db" if request.param == "sqlite" else postgres_url
+    engine = create_engine(url)
+    async with engine.begin() as connection:
+        await connection.run_sync(Base.metadata.drop_all)
+        await connection.run_sync(Base.metadata.create_all)
+    yield engine
+    await engine.dispose()
+
+
+async def test_projection_applies_each_version_once(engine: AsyncEngine) -> None:
+    opened = correlate(incident(1), None, None, [], None, TINY, {}, NOW)
+    state = fold(list(opened.events))
+    duplicate = correlate(
+        incident(1), SeenReport(opened.case_id, None), state, [], None, TINY, {}, NOW
+    )
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        assert await project(session, opened.events) == 2
+    async with sessions() as session:  # a redelivery of the same batch, plus the next event
+        assert await project(session, [*opened.events, *duplicate.events]) == 1
+    async with sessions() as session:
+        row = await session.get(CaseRow, opened.case_id)
+        assert row is not None
+        assert (row.version, row.status, row.duplicate_count, row.report_count) == (
+            3,
+            "dispatched",
+            1,
+            1,
+        )
+        assert row.lead_department == "510104001001.urban_management"
+        assert row.opened_at == NOW  # read back timezone-aware, in UTC
+        events = await session.scalar(select(func.count()).select_from(CaseEventRow))
+        reports = await session.scalar(select(func.count()).select_from(ReportRow))
+        assert (events, reports) == (3, 1)
+        if engine.dialect.name == "postgresql":
+            assert await session.scalar(text("select 1")) == 1
+
+
+async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    case_ids = []
+    async with sessions() as session:
+        for number, category in [(1, "garbage_exposed"), (2, "noise"), (3, "garbage_exposed")]:
+            decision = correlate(incident(number, category), None, None, [], None, TINY, {}, NOW)
+            await project(session, decision.events)
+            case_ids.append(decision.case_id)
+    app = create_app(Settings(database_url=str(engine.url), jwt_secret=TEST_SECRET))
+    app.state.sessions = sessions
+    app.state.topology = TINY
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=bearer()
+    ) as client:
+        first = (await client.get("/v1/cases", params={"limit": 2})).json()
+        assert len(first["items"]) == 2 and first["next_cursor"]
+        second = (
+            await client.get("/v1/cases", params={"limit": 2, "cursor": first["next_cursor"]})
+        ).json()
+        assert second["next_cursor"] is None
+        seen = [item["case_id"] for item in first["items"] + second["items"]]
+        assert sorted(seen) == sorted(case_ids) and len(set(seen)) == 3
+
+        garbage = (await client.get("/v1/cases", params={"category": "garbage_exposed"})).json()
+        assert len(garbage["items"]) == 2
+        in_area = (await client.get("/v1/cases", params={"area": "510104"})).json()
+        assert len(in_area["items"]) == 3
+        elsewhere = (await client.get("/v1/cases", params={"area": "510105"})).json()
+        assert elsewhere["items"] == []
+
+        detail = (await client.get(f"/v1/cases/{case_ids[0]}")).json()
+        assert [entry["type"] for entry in detail["timeline"]] == ["CaseOpened", "CaseDispatched"]
+        assert detail["reports"][0]["caller"] == {"name": "张三丰", "phone": "13912345678"}
+        assert detail["assignment"]["loop"] == "micro"
+
+        missing = await client.get("/v1/cases/CL-00000000-000000000000")
+        assert missing.status_code == 404
+        bad_cursor = await client.get("/v1/cases", params={"cursor": "!!"})
+        assert bad_cursor.status_code == 400
+
+        # access: a department sees the cases it handles, masked; others see nothing of them
+        lead = detail["assignment"]["lead_department"]
+        own = (await client.get("/v1/cases", headers=bearer("department", lead))).json()
+        assert {item["case_id"] for item in own["items"]} >= {case_ids[0]}
+        as_department = await client.get(
+            f"/v1/cases/{case_ids[0]}", headers=bearer("department", lead)
+        )
+        assert as_department.json()["reports"][0]["caller"] == {
+            "name": "张**",
+            "phone": "139****5678",
+        }
+        stranger = bearer("department", "510105001.urban_management")
+        assert (await client.get("/v1/cases", headers=stranger)).json()["items"] == []
+        hidden = await client.get(f"/v1/cases/{case_ids[0]}", headers=stranger)
+        assert hidden.status_code == 404  # the same answer as for a case that does not exist
+        other_district = bearer("duty_officer", "510105")
+        assert (await client.get("/v1/cases", headers=other_district)).json()["items"] == []
+        own_district = (
+            await client.get("/v1/cases", headers=bearer("duty_officer", "510104"))
+        ).json()
+        assert len(own_district["items"]) == 3
+        auditor = await client.get(f"/v1/cases/{case_ids[0]}", headers=bearer("auditor", ""))
+        assert auditor.json()["reports"][0]["caller"]["phone"] == "139****5678"
+        publisher = await client.get("/v1/cases", headers=bearer("publisher", "hotline"))
+        assert publisher.status_code == 403
+        assert (
+            await client.get("/v1/cases", headers={"Authorization": "Bearer nope"})
+        ).status_code == 401

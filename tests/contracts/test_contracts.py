@@ -1,0 +1,159 @@
+"""Every contract: its documented example validates; broken ones are refused naming the field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
+    EVENT_TYPES,
+    PAYLOADS,
+    CloudEvent,
+    DutyReport,
+    GridReport,
+    HotlineWorkOrder,
+    IoTAlarm,
+    Source,
+)
+from cityloop.demo import demo_lines
+from handlers.intake import describe_validation_error
+
+HOTLINE = {
+    "order_id": "WO-1",
+    "received_at": "2026-11-22T08:00:00+08:00",
+    "title": "井盖丢失",
+    "text": "红星路口井盖不见了",
+    "area_code": "510104002001",
+    "caller_name": "王芳",
+    "caller_phone": "13800001003",
+}
+IOT = {
+    "alarm_id": "AL-1",
+    "device_id": "WL-1",
+    "sensor_type": "water_level",
+    "reading": 0.62,
+    "threshold": 0.3,
+    "unit": "m",
+    "location": {"lat": 30.6571, "lon": 104.0832},
+    "raised_at": "2026-11-22T08:00:00+08:00",
+}
+GRID = {
+    "report_id": "GR-1",
+    "inspector_id": "GI-1",
+    "grid_id": "510104001001001",
+    "category_code": "garbage_exposed",
+    "text": "垃圾暴露",
+    "reported_at": "2026-11-22T08:00:00+08:00",
+}
+DUTY = {
+    "report_id": "DR-1",
+    "duty_office": "510104",
+    "severity": "II",
+    "category_code": "gas_leak",
+    "affected_areas": ["510104001"],
+    "summary": "燃气泄漏",
+    "reported_at": "2026-11-22T08:00:00+08:00",
+}
+VALID = {Source.HOTLINE: HOTLINE, Source.IOT: IOT, Source.GRID: GRID, Source.DUTY: DUTY}
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_valid_payload_validates(source: Source) -> None:
+    payload = PAYLOADS[source].model_validate(VALID[source])
+    assert payload.model_dump(mode="json", exclude_defaults=True)
+
+
+@pytest.mark.parametrize(
+    ("model", "document", "field"),
+    [
+        (HotlineWorkOrder, {**HOTLINE, "received_at": "yesterday"}, "received_at"),
+        (HotlineWorkOrder, {**HOTLINE, "received_at": "2026-11-22T08:00:00"}, "received_at"),
+        (HotlineWorkOrder, {**HOTLINE, "received_at": "1999-12-31T23:00:00+00:00"}, "received_at"),
+        (HotlineWorkOrder, {**HOTLINE, "caller_phone": "call me maybe"}, "caller_phone"),
+        (HotlineWorkOrder, {**HOTLINE, "area_code": "ABC"}, "area_code"),
+        (HotlineWorkOrder, {**HOTLINE, "title": ""}, "title"),
+        (HotlineWorkOrder, {**HOTLINE, "surprise": 1}, "surprise"),
+        (HotlineWorkOrder, {k: v for k, v in HOTLINE.items() if k != "title"}, "title"),
+        (IoTAlarm, {**IOT, "location": {"lat": 91, "lon": 104}}, "location.lat"),
+        (IoTAlarm, {**IOT, "location": {"lat": "NaN", "lon": 104}}, "location.lat"),
+        (IoTAlarm, {**IOT, "reading": "high"}, "reading"),
+        (IoTAlarm, {**IOT, "sensor_type": "Water Level!"}, "sensor_type"),
+        (GridReport, {**GRID, "photo_refs": "one.jpg"}, "photo_refs"),
+        (GridReport, {**GRID, "grid_id": None}, "grid_id"),
+        (DutyReport, {**DUTY, "severity": "V"}, "severity"),
+        (DutyReport, {**DUTY, "casualties": -1}, "casualties"),
+        (DutyReport, {**DUTY, "affected_areas": []}, "affected_areas"),
+    ],
+)
+def test_invalid_payload_names_the_field(model: Any, document: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(document)
+    assert field in describe_validation_error(caught.value)
+
+
+def test_hotline_needs_a_place() -> None:
+    with pytest.raises(ValidationError, match="area_code or a location"):
+        HotlineWorkOrder.model_validate({k: v for k, v in HOTLINE.items() if k != "area_code"})
+
+
+def test_cloudevent_envelope_and_idempotency_key() -> None:
+    event = CloudEvent.model_validate(
+        {
+            "specversion": "1.0",
+            "id": "A",
+            "source": "/x",
+            "type": EVENT_TYPES[Source.IOT],
+            "data": IOT,
+        }
+    )
+    assert event.idempotency_key == "/x|A"
+    with pytest.raises(ValidationError, match="specversion"):
+        CloudEvent.model_validate({**event.model_dump(), "specversion": "0.3"})
+    with pytest.raises(ValidationError, match="data"):
+        CloudEvent.model_validate({k: v for k, v in event.model_dump().items() if k != "data"})
+
+
+def test_case_event_union_round_trips_by_type() -> None:
+    document = {
+        "type": "CaseAccepted",
+        "event_id": "e1",
+        "case_id": "CL-1",
+        "version": 3,
+        "occurred_at": "2026-11-22T00:00:00Z",
+        "actor": "dept:510104.water",
+        "department": "510104.water",
+    }
+    event = CASE_EVENT_ADAPTER.validate_json(json.dumps(document))
+    assert type(event).__name__ == "CaseAccepted"
+    with pytest.raises(ValidationError):
+        CASE_EVENT_ADAPTER.validate_python({**document, "type": "CaseVanished"})
+
+
+def test_every_demo_event_is_a_valid_contract() -> None:
+    lines = demo_lines()
+    assert {line["source"] for line in lines} == {src.value for src in Source}
+    for line in lines:
+        event = CloudEvent.model_validate(line["event"])
+        source = Source(str(line["source"]))
+        assert event.type == EVENT_TYPES[source]
+        PAYLOADS[source].model_validate(event.data)
+
+
+def test_documented_examples_validate_and_use_the_default_topology() -> None:
+    from topology import load_topology
+
+    topology = load_topology()
+    documented = (Path(__file__).parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
+    for source, model in PAYLOADS.items():
+        examples = model.model_config.get("json_schema_extra", {}).get("examples", [])  # type: ignore[union-attr]
+        assert examples, f"{model.__name__} has no documented example"
+        for example in examples:
+            payload = model.model_validate(example)
+            assert f"`{model.__name__}` ({source.value})" in documented
+            code = getattr(payload, "category_code", None)
+            assert code is None or topology.category(code) is not None, code

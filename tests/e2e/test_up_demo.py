@@ -1,0 +1,100 @@
+"""The main job as a new user runs it: `cityloop up --demo`, then the API, then Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cityloop.broker import free_port, port_open
+from cityloop.demo import demo_lines
+
+pytestmark = pytest.mark.broker
+
+
+def processes_with_env(marker: str) -> list[int]:
+    """Processes whose environment carries `marker` (all that `up` started for this test)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def test_up_demo_publishes_cases_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        pytest.fail("this test runs the embedded broker; unset KAFKA_BOOTSTRAP_SERVERS")
+    broker_port, api_port = free_port(), free_port()
+    # unique per run: tmp_path's name repeats across pytest sessions running side by side
+    tag = uuid.uuid4().hex
+    marker = f"CITYLOOP_E2E_MARKER={tag}"
+    env = {
+        **os.environ,
+        "CITYLOOP_BROKER_PORT": str(broker_port),
+        "CITYLOOP_API_PORT": str(api_port),
+        "CITYLOOP_E2E_MARKER": tag,
+    }
+    up = subprocess.Popen(
+        [sys.executable, "-m", "cityloop", "up", "--demo"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 150
+        count = None
+        token = None
+        for line in up.stdout:
+            output.append(line)
+            if "curl -H 'Authorization: Bearer " in line:
+                token = line.split("Bearer ", 1)[1].split("'", 1)[0]
+            match = re.search(r"demo: (\d+) cases", line)
+            if match:
+                count = int(match.group(1))
+                break
+            if time.monotonic() > deadline:
+                break
+        assert count is not None, "".join(output)
+        # the demo's ground truth: 16 events, 3 exact retries, one flooded underpass reported by
+        # two callers and a water-level sensor (which later clears), and 9 other matters
+        assert len(demo_lines()) == 16
+        assert count == 10
+
+        assert token, "".join(output)
+        cases_url = f"http://127.0.0.1:{api_port}/v1/cases"
+        assert httpx.get(cases_url).status_code == 401
+        headers = {"Authorization": f"Bearer {token}"}
+        page = httpx.get(cases_url, params={"limit": 100}, headers=headers).json()
+        assert len(page["items"]) == count
+        assert {item["loop"] for item in page["items"]} >= {"micro", "small", "medium"}
+        assert (tmp_path / "var" / "cityloop.db").exists()
+        assert len(processes_with_env(marker)) >= 3  # up, broker, worker, api
+
+        up.send_signal(signal.SIGINT)
+        up.wait(30)
+        time.sleep(0.5)
+        assert processes_with_env(marker) == []
+        assert not port_open("127.0.0.1", broker_port)
+        assert not port_open("127.0.0.1", api_port)
+    finally:
+        if up.poll() is None:
+            up.kill()
+        for pid in processes_with_env(marker):
+            os.kill(pid, signal.SIGKILL)

@@ -1,0 +1,181 @@
+"""Effectively once: a worker killed with SIGKILL during a burst and restarted loses no event and
+opens no extra case. Checked on the case-event topic itself, against known ground truth."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
+    EVENT_TYPES,
+    CaseOpened,
+    DuplicateReceived,
+    ReportAttached,
+    Source,
+)
+from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
+
+pytestmark = pytest.mark.broker
+
+# spots 250 m apart over the tiny topology; three families, so three clusters per spot
+CATEGORIES = ("pothole", "garbage_exposed", "noise")
+SPOTS = [(30.644 + 0.00225 * row, 104.050 + 0.0029 * col) for row in range(16) for col in range(16)]
+METRE = 1 / 111_320
+
+
+def burst() -> tuple[list[tuple[str, bytes]], dict[str, str]]:
+    """Events (key, value) and the ground truth: idempotency key → real incident."""
+    events: list[tuple[str, bytes]] = []
+    truth: dict[str, str] = {}
+    for spot_number, (lat, lon) in enumerate(SPOTS):
+        for category in CATEGORIES:
+            incident = f"{category}@{spot_number}"
+            for caller in range(3):
+                order_id = f"{incident}#{caller}"
+                event = {
+                    "specversion": "1.0",
+                    "id": order_id,
+                    "source": "/crash-test",
+                    "type": EVENT_TYPES[Source.HOTLINE],
+                    "data": {
+                        "order_id": order_id,
+                        "received_at": "2026-11-22T08:00:00+08:00",
+                        "category_code": category,
+                        "title": category,
+                        "text": f"report {caller} of {incident}",
+                        "location": {"lat": lat + caller * 8 * METRE, "lon": lon},
+                    },
+                }
+                key = f"/crash-test|{order_id}"
+                truth[key] = incident
+                events.append((key, json.dumps(event).encode()))
+    retries = events[::40]  # exact re-sends of some events
+    return events + retries, truth
+
+
+def case_history(system: RunningSystem) -> Iterator[Any]:
+    consumer = KafkaConsumer(
+        system.topic("case-events"),
+        bootstrap_servers=system.bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
+    try:
+        for record in consumer:
+            yield CASE_EVENT_ADAPTER.validate_json(record.value)
+    finally:
+        consumer.close()
+
+
+def case_events_written(system: RunningSystem) -> int:
+    consumer = KafkaConsumer(bootstrap_servers=system.bootstrap)
+    try:
+        topic = system.topic("case-events")
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
+
+
+def wait_for_progress(system: RunningSystem, at_least: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while case_events_written(system) < at_least:
+        assert time.monotonic() < deadline, f"the worker wrote fewer than {at_least} case events"
+        time.sleep(0.05)
+
+
+def account(
+    system: RunningSystem,
+) -> tuple[dict[str, set[str]], dict[str, int], dict[tuple[str, int], set[str]]]:
+    """Per input key: the cases that took it as a report; per key: duplicates recorded;
+    per (case, version): the distinct event ids written for it (must be exactly one)."""
+    reported: dict[str, set[str]] = defaultdict(set)
+    duplicates: dict[str, set[str]] = defaultdict(set)
+    versions: dict[tuple[str, int], set[str]] = defaultdict(set)
+    for event in case_history(system):
+        versions[(event.case_id, event.version)].add(event.model_dump_json(exclude={"occurred_at"}))
+        if isinstance(event, CaseOpened):
+            reported[event.first_report.idempotency_key].add(event.case_id)
+        elif isinstance(event, ReportAttached):
+            reported[event.report.idempotency_key].add(event.case_id)
+        elif isinstance(event, DuplicateReceived):
+            duplicates[event.idempotency_key].add(event.event_id)
+    return reported, {k: len(v) for k, v in duplicates.items()}, versions
+
+
+def test_sigkill_during_a_burst_loses_nothing_and_opens_no_extra_case(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    system = start_system(kafka_bootstrap, tmp_path, prefix=unique_prefix("crash"))
+    try:
+        events, truth = burst()
+        producer = KafkaProducer(bootstrap_servers=system.bootstrap, acks="all", linger_ms=5)
+        for key, value in events:
+            producer.send(system.topic("events.hotline"), key=key.encode(), value=value)
+        producer.flush()
+        producer.close()
+
+        # kill the worker twice while it is working through the burst: once it has written
+        # some case events, and again after it has made progress since the restart
+        progress_at_kills = []
+        threshold = 150
+        for _ in range(2):
+            wait_for_progress(system, threshold, timeout_s=90)
+            system.kill("worker")
+            progress_at_kills.append(case_events_written(system))
+            system.start("worker")
+            threshold = progress_at_kills[-1] + 600
+        expected_keys = set(truth)
+        deadline = time.monotonic() + 150
+        while time.monotonic() < deadline:
+            reported, duplicates, versions = account(system)
+            if set(reported) >= expected_keys:
+                break
+            time.sleep(2)
+        missing = expected_keys - set(reported)
+        assert not missing, (
+            f"{len(missing)} events never reached a case:\n{system.log('worker')[-3000:]}"
+        )
+        # both kills landed mid-burst: work had been done, and much was left to do
+        written = case_events_written(system)
+        print(f"case events at the kills: {progress_at_kills} of {written}")  # noqa: T201
+        assert progress_at_kills[1] < written * 0.9, (progress_at_kills, written)
+
+        # every event is a report of exactly one case
+        split = {key: cases for key, cases in reported.items() if len(cases) > 1}
+        assert not split, f"{len(split)} events on several cases, e.g. {list(split.items())[:3]}"
+        # no extra cases: one per real incident, and no case mixes two incidents
+        incidents_of_case: dict[str, set[str]] = defaultdict(set)
+        for key, cases in reported.items():
+            incidents_of_case[next(iter(cases))].add(truth[key])
+        assert len(incidents_of_case) == len(set(truth.values()))
+        assert all(len(incidents) == 1 for incidents in incidents_of_case.values())
+        # one history per case: a version is never written with two different contents
+        conflicts = {slot: bodies for slot, bodies in versions.items() if len(bodies) > 1}
+        assert not conflicts, list(conflicts.items())[:3]
+        # the exact re-sends were recorded as duplicates, each once
+        # and the accounting invariant holds, read model included
+        audited = subprocess.run(
+            [sys.executable, "-m", "cityloop", "audit", "--wait-s", "60"],
+            env=system.env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-2000:]
+        assert json.loads(audited.stdout)["entered"] == len(events)
+        resent = {key for key, _ in events[len(truth) :]}
+        assert set(duplicates) == resent and set(duplicates.values()) == {1}
+    finally:
+        stop_system(system)
