@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -17,7 +19,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -70,6 +72,14 @@ class CaseRow(Base):
     resolve_deadline: Mapped[datetime | None] = mapped_column(UTCDateTime())
     report_count: Mapped[int] = mapped_column(Integer)
     duplicate_count: Mapped[int] = mapped_column(Integer)
+    # for assessment (考核): when it was accepted and resolved, and whether a deadline slipped
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    accept_missed: Mapped[bool] = mapped_column(Boolean)
+    resolve_missed: Mapped[bool] = mapped_column(Boolean)
+    returns: Mapped[int] = mapped_column(Integer)
+    escalations: Mapped[int] = mapped_column(Integer)
+    reopens: Mapped[int] = mapped_column(Integer)
     topology_version: Mapped[str | None] = mapped_column(String(80))
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
 
@@ -79,7 +89,9 @@ class CaseRow(Base):
 class CaseEventRow(Base):
     __tablename__ = "case_events"
 
-    event_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    # the order the read model learned of events in: what the live stream resumes from
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(40), unique=True)
     case_id: Mapped[str] = mapped_column(String(40), index=True)
     version: Mapped[int] = mapped_column(Integer)
     type: Mapped[str] = mapped_column(String(40))
@@ -138,6 +150,15 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-async def create_schema(engine: AsyncEngine) -> None:
+def migrations_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for the read model's migrations (api/migrations)."""
+    config = Config()
+    config.set_main_option("script_location", "api:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Bring the read model's schema to the newest migration (a no-op when it is there)."""
     async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+        await connection.run_sync(lambda sync: command.upgrade(migrations_config(sync), "head"))

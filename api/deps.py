@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import InvalidToken, read_token
 from cityloop.settings import Settings
@@ -18,6 +18,12 @@ from topology import Topology
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as session:
         yield session
+
+
+def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+    """For work that outlives one session (a live stream): a session per step."""
+    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
+    return sessions
 
 
 def _producer(request: Request) -> Any:
@@ -61,5 +67,6 @@ def _principal(
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ProducerDep = Annotated[Any, Depends(_producer)]
 TopologyDep = Annotated[Topology, Depends(_topology)]

@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from api.db import create_engine, create_schema, session_factory
+from api.db import create_engine, migrate, session_factory
 from api.metrics import Metrics
 from api.projection import Projector
-from api.routes import cases, commands, events, health
+from api.routes import cases, commands, events, health, stats
 from cityloop.contracts import CloudEvent
 from cityloop.errors import ConfigurationError
 from cityloop.settings import Settings, get_settings
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
-        await create_schema(engine)
+        await migrate(engine)
         app.state.sessions = session_factory(engine)
         app.state.topology = load_topology(settings.topology_file)
         app.state.producer = async_producer(settings)
@@ -64,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(events.router)
     app.include_router(cases.router)
     app.include_router(commands.router)
+    app.include_router(stats.router)
     app.include_router(health.router)
 
     base_openapi = app.openapi

@@ -53,6 +53,13 @@ def _case_columns(state: CaseState) -> dict[str, Any]:
         "resolve_deadline": state.resolve_deadline,
         "report_count": len(state.report_keys),
         "duplicate_count": state.duplicates,
+        "accepted_at": state.accepted_at,
+        "resolved_at": state.resolved_at,
+        "accept_missed": state.accept_missed,
+        "resolve_missed": state.resolve_missed,
+        "returns": state.returns,
+        "escalations": state.escalations,
+        "reopens": state.reopens,
         "topology_version": assignment.topology_version if assignment else None,
         "state": state.model_dump(mode="json"),
     }
@@ -199,6 +206,11 @@ class Projector:
         self.group_id = group_id
         self.applied = 0
         self.last_error: str | None = None
+        self.projected = asyncio.Event()  # set, then replaced, each time new events are stored
+
+    def _announce(self) -> None:
+        announced, self.projected = self.projected, asyncio.Event()
+        announced.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         names = topics_for(self.settings)
@@ -231,6 +243,7 @@ class Projector:
                     if events:
                         async with self.sessions() as session:
                             self.applied += await project(session, events)
+                        self._announce()
                         if self.metrics is not None:
                             age = datetime.now(UTC) - max(e.occurred_at for e in events)
                             self.metrics.projection_lag.set(max(age.total_seconds(), 0.0))

@@ -113,3 +113,11 @@ class CasePublic(CaseSummary):
 class CasePage(BaseModel):
     items: list[CaseSummary]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page")
+
+
+class CaseChange(BaseModel):
+    """One case event as the live stream sends it (`id:` is `seq`), with the case as it is now."""
+
+    seq: int = Field(description="position in the stream: resume after it with Last-Event-ID")
+    event: TimelineEntry
+    case: CaseSummary

@@ -92,6 +92,8 @@ class CaseState(BaseModel):
     resolve_deadline: datetime | None = None
     accepted_at: datetime | None = None
     resolved_at: datetime | None = None
+    accept_missed: bool = False  # a deadline was missed at least once: what assessment counts
+    resolve_missed: bool = False
     closed_at: datetime | None = None
     reports: tuple[ReportSummary, ...] = ()
     duplicates: int = 0
@@ -158,6 +160,10 @@ def _opened(event: CaseOpened) -> CaseState:
     )
 
 
+def _after(moment: datetime, deadline: datetime | None) -> bool:
+    return deadline is not None and moment > deadline
+
+
 def _changes(state: CaseState, event: CaseEvent) -> dict[str, object]:
     """What one event changes, beyond version and time."""
     match event:
@@ -190,6 +196,8 @@ def _changes(state: CaseState, event: CaseEvent) -> dict[str, object]:
                 "status": CaseStatus.ACCEPTED,
                 "accepted_at": event.occurred_at,
                 "accept_deadline": None,
+                "accept_missed": state.accept_missed
+                or _after(event.occurred_at, state.accept_deadline),
             }
         case ProgressReported():
             return {"status": CaseStatus.IN_PROGRESS}
@@ -212,12 +220,19 @@ def _changes(state: CaseState, event: CaseEvent) -> dict[str, object]:
                 return {
                     "supervision_notices": state.supervision_notices + 1,
                     "accept_deadline": None,
+                    "accept_missed": True,
                 }
-            return {"supervision_notices": state.supervision_notices + 1, "resolve_deadline": None}
+            return {
+                "supervision_notices": state.supervision_notices + 1,
+                "resolve_deadline": None,
+                "resolve_missed": True,
+            }
         case CaseResolved():
             return {
                 "status": CaseStatus.RESOLVED,
                 "resolved_at": event.occurred_at,
+                "resolve_missed": state.resolve_missed
+                or _after(event.occurred_at, state.resolve_deadline),
                 "resolve_deadline": None,
                 "accept_deadline": None,
             }

@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import contextlib
 import json
-from datetime import datetime
-from typing import Annotated
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import Select, and_, exists, or_, select
+from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
-from api.deps import PrincipalDep, SessionDep, TopologyDep
+from api.deps import PrincipalDep, SessionDep, SessionsDep, TopologyDep
 from api.errors import forbidden
-from api.schemas import CasePage, CasePublic, CaseSummary, Problem, ReportPublic, TimelineEntry
-from cityloop.contracts import Assignment, GeoPoint, ReportSummary
+from api.schemas import (
+    CaseChange,
+    CasePage,
+    CasePublic,
+    CaseSummary,
+    Problem,
+    ReportPublic,
+    TimelineEntry,
+)
+from cityloop.contracts import Assignment, GeoPoint, ReportSummary, Source
 from handlers.access import (
     Denied,
     Principal,
@@ -27,6 +39,7 @@ from handlers.access import (
 )
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"])
+AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
 
 
 def encode_cursor(row: CaseRow) -> str:
@@ -63,7 +76,7 @@ def summary(row: CaseRow) -> CaseSummary:
     )
 
 
-def visible_cases(query: Select[CaseRow], principal: Principal, city: str) -> Select[CaseRow]:
+def visible_cases(query: AnySelect, principal: Principal, city: str) -> AnySelect:
     """Narrow a case query to what the principal may see (handlers.access.can_see_case)."""
     try:
         check_may_read_cases(principal)
@@ -115,6 +128,13 @@ async def list_cases(
     loop: str | None = None,
     department: str | None = None,
     area: Annotated[str | None, Query(description="an area code: cases in its subtree")] = None,
+    source: Annotated[Source | None, Query(description="cases with a report from it")] = None,
+    opened_since: Annotated[datetime | None, Query(description="opened at or after")] = None,
+    opened_until: Annotated[datetime | None, Query(description="opened before")] = None,
+    overdue: Annotated[
+        bool | None, Query(description="true: a deadline has passed unmet (as of `as_of`)")
+    ] = None,
+    as_of: Annotated[datetime | None, Query(description="the moment for `overdue`")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: str | None = None,
 ) -> CasePage:
@@ -131,6 +151,29 @@ async def list_cases(
     if area:
         # area codes extend their parent's code, so a subtree is a prefix
         query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+    if source:
+        query = query.where(
+            exists().where(ReportRow.case_id == CaseRow.case_id, ReportRow.source == source.value)
+        )
+    for moment in (opened_since, opened_until, as_of):
+        if moment is not None and moment.tzinfo is None:
+            raise HTTPException(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                {"reason": "naive_time", "message": "times need a timezone offset"},
+            )
+    if opened_since:
+        query = query.where(CaseRow.opened_at >= opened_since)
+    if opened_until:
+        query = query.where(CaseRow.opened_at < opened_until)
+    if overdue is not None:
+        now = as_of or datetime.now(UTC)
+        deadlines = (CaseRow.accept_deadline, CaseRow.resolve_deadline)
+        if overdue:
+            query = query.where(or_(*(deadline < now for deadline in deadlines)))
+        else:  # no deadline, or none passed yet
+            query = query.where(
+                *(or_(deadline.is_(None), deadline >= now) for deadline in deadlines)
+            )
     if cursor:
         opened_at, case_id = decode_cursor(cursor)
         query = query.where(
@@ -147,6 +190,88 @@ async def list_cases(
         items=[summary(row) for row in rows],
         next_cursor=encode_cursor(rows[-1]) if more and rows else None,
     )
+
+
+# what a timeline entry leaves out: the envelope it already shows, and reports (personal data)
+NOT_DETAILS = frozenset(
+    ("event_id", "case_id", "version", "occurred_at", "actor", "type", "first_report", "report")
+)
+
+
+def timeline_entry(event: CaseEventRow) -> TimelineEntry:
+    return TimelineEntry(
+        version=event.version,
+        type=event.type,
+        occurred_at=event.occurred_at,
+        actor=event.actor,
+        details={key: value for key, value in event.body.items() if key not in NOT_DETAILS},
+    )
+
+
+STREAM_BATCH = 200
+STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other API replicas
+
+
+@router.get(
+    "/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {
+            "description": "Server-Sent Events: `event:` the case event's type, `id:` its "
+            "position, `data:` a CaseChange",
+            "content": {"text/event-stream": {"schema": CaseChange.model_json_schema()}},
+        },
+        401: {"model": Problem},
+        403: {"model": Problem},
+    },
+)
+async def stream_cases(
+    request: Request,
+    sessions: SessionsDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+    last_event_id: Annotated[
+        str | None, Header(description="resume after this position (sent by EventSource)")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="resume after this position; 0: from the start")
+    ] = None,
+) -> AsyncIterator[ServerSentEvent]:
+    """Case changes live, as the read model learns them, limited to the cases the caller may
+    see. Without a position it starts with what happens from now on."""
+    position = after
+    if position is None and last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise HTTPException(
+                status.HTTP_400_BAD_REQUEST,
+                {"reason": "bad_last_event_id", "message": "Last-Event-ID is a stream position"},
+            )
+        position = int(last_event_id)
+    visible = visible_cases(
+        select(CaseEventRow, CaseRow).join(CaseRow, CaseRow.case_id == CaseEventRow.case_id),
+        principal,
+        topology.city,
+    )  # refuses a role that may not read cases before the stream starts
+    if position is None:
+        async with sessions() as session:
+            position = await session.scalar(select(func.max(CaseEventRow.seq))) or 0
+    projector = request.app.state.projector
+    while True:
+        async with sessions() as session:
+            rows = (
+                await session.execute(
+                    visible.where(CaseEventRow.seq > position)
+                    .order_by(CaseEventRow.seq)
+                    .limit(STREAM_BATCH)
+                )
+            ).all()
+        for event, case in rows:
+            position = event.seq
+            change = CaseChange(seq=event.seq, event=timeline_entry(event), case=summary(case))
+            yield ServerSentEvent(data=change, event=event.type, id=str(event.seq))
+        if len(rows) < STREAM_BATCH:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(projector.projected.wait(), STREAM_POLL_S)
 
 
 @router.get(
@@ -188,28 +313,5 @@ async def get_case(
             )
             for r in reports
         ],
-        timeline=[
-            TimelineEntry(
-                version=event.version,
-                type=event.type,
-                occurred_at=event.occurred_at,
-                actor=event.actor,
-                details={
-                    key: value
-                    for key, value in event.body.items()
-                    if key
-                    not in (
-                        "event_id",
-                        "case_id",
-                        "version",
-                        "occurred_at",
-                        "actor",
-                        "type",
-                        "first_report",
-                        "report",
-                    )
-                },
-            )
-            for event in events
-        ],
+        timeline=[timeline_entry(event) for event in events],
     )

@@ -9,16 +9,27 @@ from pathlib import Path
 
 import httpx
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import Base, CaseEventRow, CaseRow, ReportRow, create_engine, session_factory
+from api.db import (
+    Base,
+    CaseEventRow,
+    CaseRow,
+    ReportRow,
+    create_engine,
+    migrate,
+    session_factory,
+)
 from api.main import create_app
 from api.projection import project
-from cityloop.contracts import CallerContact, Incident, Source
+from cityloop.contracts import CASE_COMMAND_ADAPTER, CallerContact, Incident, Source
 from cityloop.settings import Settings
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
+from handlers.lifecycle import decide_command
 from tests.conftest import TEST_SECRET, bearer
 from topology import load_topology, tiny_topology_path
 
@@ -49,11 +60,21 @@ async def engine(
 ) -> AsyncIterator[AsyncEngine]:
     url = f"sqlite+aiosqlite:///{tmp_path}/cases.db" if request.param == "sqlite" else postgres_url
     engine = create_engine(url)
-    async with engine.begin() as connection:
+    async with engine.begin() as connection:  # start from nothing, as a new installation does
         await connection.run_sync(Base.metadata.drop_all)
-        await connection.run_sync(Base.metadata.create_all)
+        await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
+    await migrate(engine)
     yield engine
     await engine.dispose()
+
+
+async def test_migrations_build_the_schema_the_models_describe(engine: AsyncEngine) -> None:
+    async with engine.connect() as connection:
+        differences = await connection.run_sync(
+            lambda sync: compare_metadata(MigrationContext.configure(sync), Base.metadata)
+        )
+    assert differences == []
+    await migrate(engine)  # a second run finds nothing to do
 
 
 async def test_projection_applies_each_version_once(engine: AsyncEngine) -> None:
@@ -116,6 +137,19 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
         elsewhere = (await client.get("/v1/cases", params={"area": "510105"})).json()
         assert elsewhere["items"] == []
 
+        async def count(**params: object) -> int:
+            return len((await client.get("/v1/cases", params=params)).json()["items"])
+
+        assert await count(source="hotline") == 3 and await count(source="iot") == 0
+        assert await count(opened_since=NOW.isoformat()) == 3
+        assert await count(opened_until=NOW.isoformat()) == 0
+        later = (NOW + timedelta(days=30)).isoformat()
+        assert await count(overdue=True, as_of=NOW.isoformat()) == 0
+        assert await count(overdue=False, as_of=NOW.isoformat()) == 3
+        assert await count(overdue=True, as_of=later) == 3  # nobody accepted them
+        naive = await client.get("/v1/cases", params={"opened_since": "2026-11-22T00:00:00"})
+        assert naive.status_code == 422
+
         detail = (await client.get(f"/v1/cases/{case_ids[0]}")).json()
         assert [entry["type"] for entry in detail["timeline"]] == ["CaseOpened", "CaseDispatched"]
         assert detail["reports"][0]["caller"] == {"name": "张三丰", "phone": "13912345678"}
@@ -154,3 +188,60 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
         assert (
             await client.get("/v1/cases", headers={"Authorization": "Bearer nope"})
         ).status_code == 401
+
+
+async def test_stats_add_up_the_cases_each_caller_may_see(engine: AsyncEngine) -> None:
+    sessions = session_factory(engine)
+    first = correlate(incident(1), None, None, [], None, TINY, {}, NOW)
+    second = correlate(incident(2, "noise"), None, None, [], None, TINY, {}, NOW)
+    assert first.state is not None and second.state is not None
+    lead = first.state.assignment.lead_department if first.state.assignment else ""
+    accepted = decide_command(
+        CASE_COMMAND_ADAPTER.validate_python(
+            {
+                "type": "accept",
+                "command_id": "c1",
+                "case_id": first.case_id,
+                "actor": f"dept:{lead}",
+                "issued_at": NOW.isoformat(),
+            }
+        ),
+        first.state,
+        TINY,
+        {},
+        NOW + timedelta(minutes=5),
+    )
+    async with sessions() as session:
+        await project(session, [*first.events, *second.events, *accepted.events])
+    app = create_app(Settings(database_url=str(engine.url), jwt_secret=TEST_SECRET))
+    app.state.sessions = sessions
+    app.state.topology = TINY
+    period = {
+        "since": (NOW - timedelta(days=1)).isoformat(),
+        "until": (NOW + timedelta(days=1)).isoformat(),
+    }
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://test"
+    ) as client:
+        city = (await client.get("/v1/stats", params=period, headers=bearer())).json()
+        rows = {row["group"]: row for row in city["rows"]}
+        assert rows[lead]["received"] == 1 and rows[lead]["accepted"] == 1
+        assert rows[lead]["accepted_on_time"] == 1.0 and rows[lead]["median_minutes_to_accept"] == 5
+        assert sum(row["received"] for row in city["rows"]) == 2
+
+        by_loop = (
+            await client.get("/v1/stats", params={**period, "by": "loop"}, headers=bearer())
+        ).json()
+        assert sum(row["received"] for row in by_loop["rows"]) == 2
+
+        own = (
+            await client.get("/v1/stats", params=period, headers=bearer("department", lead))
+        ).json()
+        assert [row["group"] for row in own["rows"]] == [lead]  # nothing of other departments
+
+        backwards = {"since": (NOW + timedelta(days=1)).isoformat(), "until": NOW.isoformat()}
+        assert (
+            await client.get("/v1/stats", params=backwards, headers=bearer())
+        ).status_code == 422
+        publisher = await client.get("/v1/stats", headers=bearer("publisher", "hotline"))
+        assert publisher.status_code == 403

@@ -1,0 +1,98 @@
+"""Assessment figures (考核): per department, loop or area, over the cases opened in a period."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from api.db import CaseRow
+from api.deps import PrincipalDep, SessionDep, TopologyDep
+from api.routes.cases import visible_cases
+from api.schemas import Problem
+from handlers.assessment import Assessment, CaseFigures, Grouping, assess
+
+router = APIRouter(prefix="/v1/stats", tags=["assessment"])
+
+GROUP_COLUMNS = {
+    Grouping.DEPARTMENT: CaseRow.lead_department,
+    Grouping.LOOP: CaseRow.loop,
+    Grouping.AREA: CaseRow.handling_area,
+}
+
+
+class AssessmentTable(BaseModel):
+    by: Grouping
+    since: datetime
+    until: datetime
+    rows: list[Assessment]
+
+
+@router.get(
+    "",
+    response_model=AssessmentTable,
+    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}},
+)
+async def stats(
+    session: SessionDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+    by: Grouping = Grouping.DEPARTMENT,
+    since: Annotated[
+        datetime | None, Query(description="cases opened at or after; default: 30 days ago")
+    ] = None,
+    until: Annotated[
+        datetime | None, Query(description="cases opened before; default: now")
+    ] = None,
+    area: Annotated[str | None, Query(description="only cases handled in this subtree")] = None,
+) -> AssessmentTable:
+    """Received, on-time acceptance and resolution, medians, returns, escalations, reopen and
+    resolution rates — over the cases the caller may see, grouped as asked."""
+    until = until or datetime.now(UTC)
+    since = since or until - timedelta(days=30)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"reason": "naive_time", "message": "since and until need a timezone offset"},
+        )
+    if since >= until:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"reason": "empty_period", "message": "since must be before until"},
+        )
+    group = GROUP_COLUMNS[by]
+    query = visible_cases(
+        select(
+            group,
+            CaseRow.opened_at,
+            CaseRow.accepted_at,
+            CaseRow.resolved_at,
+            CaseRow.accept_missed,
+            CaseRow.resolve_missed,
+            CaseRow.returns,
+            CaseRow.escalations,
+            CaseRow.reopens,
+        ),
+        principal,
+        topology.city,
+    ).where(CaseRow.opened_at >= since, CaseRow.opened_at < until, group.is_not(None))
+    if area:
+        query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+    figures = (
+        CaseFigures(
+            group=row[0],
+            opened_at=row.opened_at,
+            accepted_at=row.accepted_at,
+            resolved_at=row.resolved_at,
+            accept_missed=row.accept_missed,
+            resolve_missed=row.resolve_missed,
+            returns=row.returns,
+            escalations=row.escalations,
+            reopens=row.reopens,
+        )
+        for row in await session.execute(query)
+    )
+    return AssessmentTable(by=by, since=since, until=until, rows=assess(figures))
