@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -212,6 +212,31 @@ STREAM_BATCH = 200
 STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other API replicas
 
 
+def stream_position(
+    principal: PrincipalDep,
+    last_event_id: Annotated[
+        str | None, Header(description="resume after this position (sent by EventSource)")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="resume after this position; 0: from the start")
+    ] = None,
+) -> int | None:
+    """Where a stream starts — checked, like the caller's right to read cases, before the
+    response starts (an error after that could only cut the stream)."""
+    try:
+        check_may_read_cases(principal)
+    except Denied as denied:
+        raise forbidden(denied) from None
+    if after is not None or last_event_id is None:
+        return after
+    if not last_event_id.isdigit():
+        raise HTTPException(
+            status.HTTP_400_BAD_REQUEST,
+            {"reason": "bad_last_event_id", "message": "Last-Event-ID is a stream position"},
+        )
+    return int(last_event_id)
+
+
 @router.get(
     "/stream",
     response_class=EventSourceResponse,
@@ -221,6 +246,7 @@ STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other
             "position, `data:` a CaseChange",
             "content": {"text/event-stream": {"schema": CaseChange.model_json_schema()}},
         },
+        400: {"model": Problem},
         401: {"model": Problem},
         403: {"model": Problem},
     },
@@ -230,28 +256,15 @@ async def stream_cases(
     sessions: SessionsDep,
     principal: PrincipalDep,
     topology: TopologyDep,
-    last_event_id: Annotated[
-        str | None, Header(description="resume after this position (sent by EventSource)")
-    ] = None,
-    after: Annotated[
-        int | None, Query(ge=0, description="resume after this position; 0: from the start")
-    ] = None,
+    position: Annotated[int | None, Depends(stream_position)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Case changes live, as the read model learns them, limited to the cases the caller may
     see. Without a position it starts with what happens from now on."""
-    position = after
-    if position is None and last_event_id is not None:
-        if not last_event_id.isdigit():
-            raise HTTPException(
-                status.HTTP_400_BAD_REQUEST,
-                {"reason": "bad_last_event_id", "message": "Last-Event-ID is a stream position"},
-            )
-        position = int(last_event_id)
     visible = visible_cases(
         select(CaseEventRow, CaseRow).join(CaseRow, CaseRow.case_id == CaseEventRow.case_id),
         principal,
         topology.city,
-    )  # refuses a role that may not read cases before the stream starts
+    )
     if position is None:
         async with sessions() as session:
             position = await session.scalar(select(func.max(CaseEventRow.seq))) or 0
