@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from api.db import create_engine, migrate, session_factory
 from api.metrics import Metrics
 from api.projection import Projector
-from api.routes import cases, commands, events, health, stats
+from api.routes import cases, commands, events, health, open311, stats
 from cityloop.contracts import CloudEvent
 from cityloop.errors import ConfigurationError
 from cityloop.settings import Settings, get_settings
@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(stats.router)
     app.include_router(health.router)
+    app.include_router(open311.router)
 
     base_openapi = app.openapi
 

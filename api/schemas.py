@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -121,3 +121,74 @@ class CaseChange(BaseModel):
     seq: int = Field(description="position in the stream: resume after it with Last-Event-ID")
     event: TimelineEntry
     case: CaseSummary
+
+
+class BatchAccepted(BaseModel):
+    """Every event of a batch, as the broker acknowledged it, in the order they were posted."""
+
+    source: str
+    count: int
+    items: list[EventAccepted]
+
+
+class BatchItemProblem(BaseModel):
+    """Why one item of a batch was refused."""
+
+    index: int = Field(description="position of the item in the posted array, from 0")
+    reason: str = Field(examples=["invalid_payload"])
+    message: str = Field(examples=["data.caller_phone: String should match pattern ..."])
+
+
+class BatchProblem(BaseModel):
+    """Why a batch was refused: every bad item, each by its index; nothing was published."""
+
+    reason: str = Field(examples=["invalid_items"])
+    message: str = Field(examples=["1 of 3 events refused; none was published"])
+    items: list[BatchItemProblem]
+
+
+# --- Open311 GeoReport v2: the standard's field names, not ours --------------------------
+
+
+class Open311Service(BaseModel):
+    """A category of matter, as an Open311 service."""
+
+    service_code: str = Field(examples=["pothole"])
+    service_name: str = Field(examples=["道路坑洼"])
+    description: str
+    metadata: bool = Field(description="false: no service takes extra attributes")
+    type: Literal["realtime", "batch", "blackbox"]
+    keywords: str = Field(description="comma-separated", examples=["坑洼,坑,pothole"])
+    group: str = Field(description="the category's family", examples=["municipal"])
+
+
+class Open311RequestCreated(BaseModel):
+    service_request_id: str = Field(examples=["O311-5f0c2d6e9b7a4e0f8a1b2c3d4e5f6a7b"])
+    service_notice: str | None
+    account_id: str | None = None
+
+
+class Open311ServiceRequest(BaseModel):
+    """The status of one service request; never the caller's personal data."""
+
+    service_request_id: str
+    status: Literal["open", "closed"]
+    status_notes: str = Field(description="the case's status: dispatched, accepted, resolved...")
+    service_name: str | None
+    service_code: str
+    agency_responsible: str | None = Field(description="the lead department")
+    service_notice: str | None = None
+    requested_datetime: datetime
+    updated_datetime: datetime
+    expected_datetime: datetime | None = Field(description="the resolve deadline")
+    address: str | None = Field(description="the name of the area the request was placed in")
+    address_id: str | None = Field(description="that area's code")
+    zipcode: str | None = None
+    lat: float | None
+    long: float | None
+    media_url: str | None = None
+
+
+class Open311Error(BaseModel):
+    code: int = Field(examples=[400])
+    description: str = Field(examples=["service_code: no service 'teleport'"])

@@ -1,23 +1,47 @@
-"""Ingest: departmental systems post CloudEvents; 202 only once the broker has them."""
+"""Ingest: departmental systems post CloudEvents, one or a batch; 202 only once the broker has
+them."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, status
 
 from api.deps import PrincipalDep, ProducerDep, SettingsDep, TopologyDep
 from api.errors import forbidden
-from api.schemas import EventAccepted, Problem
-from cityloop.contracts import EVENT_TYPES, DeadLetterReason, Source
-from handlers.access import Denied, check_may_publish
+from api.metrics import Metrics
+from api.schemas import BatchAccepted, BatchItemProblem, BatchProblem, EventAccepted, Problem
+from cityloop.contracts import EVENT_TYPES, DeadLetter, DeadLetterReason, Incident, Source
+from cityloop.settings import Settings
+from handlers.access import Denied, Principal, check_may_publish
 from handlers.intake import Accepted, take_in
 from streams.topics import topics_for
+from topology import Topology
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["ingest"])
+
+HOTLINE_EVENT_EXAMPLE = {
+    "specversion": "1.0",
+    "id": "WO-20261122-000123",
+    "source": "/12345/chengdu",
+    "type": EVENT_TYPES[Source.HOTLINE],
+    "time": "2026-11-22T08:15:00+08:00",
+    "data": {
+        "order_id": "WO-20261122-000123",
+        "received_at": "2026-11-22T08:15:00+08:00",
+        "title": "下水道井盖丢失",
+        "text": "春熙路口井盖不见了，很危险",
+        "area_code": "510104001",
+        "caller_name": "张三",
+        "caller_phone": "13812345678",
+    },
+}
 
 CLOUDEVENT_BODY = {
     "requestBody": {
@@ -25,26 +49,18 @@ CLOUDEVENT_BODY = {
         "content": {
             "application/json": {
                 "schema": {"$ref": "#/components/schemas/CloudEvent"},
-                "example": {
-                    "specversion": "1.0",
-                    "id": "WO-20261122-000123",
-                    "source": "/12345/chengdu",
-                    "type": EVENT_TYPES[Source.HOTLINE],
-                    "time": "2026-11-22T08:15:00+08:00",
-                    "data": {
-                        "order_id": "WO-20261122-000123",
-                        "received_at": "2026-11-22T08:15:00+08:00",
-                        "title": "下水道井盖丢失",
-                        "text": "春熙路口井盖不见了，很危险",
-                        "area_code": "510104001",
-                        "caller_name": "张三",
-                        "caller_phone": "13812345678",
-                    },
-                },
+                "example": HOTLINE_EVENT_EXAMPLE,
             }
         },
     }
 }
+
+
+MAX_BATCH_EVENTS = 500
+"""More events than this in one batch get 413: split the batch."""
+
+BATCH_BODY_FACTOR = 10
+"""A batch body may be this many times `max_event_bytes` (each item at most `max_event_bytes`)."""
 
 
 def _source(name: str) -> Source:
@@ -56,6 +72,104 @@ def _source(name: str) -> Source:
             status.HTTP_404_NOT_FOUND,
             {"reason": "unknown_source", "message": f"no event source {name!r}; known: {known}"},
         ) from None
+
+
+def may_publish(principal: Principal, source: Source) -> None:
+    """403 unless the token is a publisher of this source."""
+    try:
+        check_may_publish(principal, source)
+    except Denied as denied:
+        raise forbidden(denied) from None
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        {"reason": "too_large", "message": f"body over {limit} bytes"},
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, or 413 if it is over `limit` bytes: refused on the declared length before
+    anything is read, and on the real length (a client may not declare one)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise _too_large(limit)
+    raw = await request.body()
+    if len(raw) > limit:
+        raise _too_large(limit)
+    return raw
+
+
+def refusal_status(reason: DeadLetterReason) -> int:
+    """400 for bytes that are not JSON at all; 422 for JSON that is not a valid event."""
+    if reason is DeadLetterReason.UNDECODABLE:
+        return status.HTTP_400_BAD_REQUEST
+    return status.HTTP_422_UNPROCESSABLE_CONTENT
+
+
+def admit(
+    raw: bytes, source: Source, topology: Topology, metrics: Metrics
+) -> Incident | DeadLetter:
+    """The intake decision for one event posted over HTTP, the same the worker makes; refusals
+    are counted by source and reason."""
+    result = take_in(raw, topology, datetime.now(UTC), expected=source)
+    if isinstance(result, Accepted):
+        return result.incident
+    dead = result.dead_letter
+    metrics.events_refused.labels(source=source.value, reason=dead.reason.value).inc()
+    return dead
+
+
+def refusal(dead: DeadLetter) -> HTTPException:
+    return HTTPException(
+        refusal_status(dead.reason), {"reason": dead.reason.value, "message": dead.detail}
+    )
+
+
+async def publish(
+    producer: Any,
+    settings: Settings,
+    source: Source,
+    events: Sequence[tuple[Incident, bytes]],
+    metrics: Metrics,
+) -> list[EventAccepted]:
+    """Send every event to its source's topic, then wait for all the acks (acks=all); 503 when
+    the broker does not acknowledge them all within the publish timeout."""
+    topic = topics_for(settings).source(source)
+
+    async def send_all() -> list[Any]:
+        acks = [
+            await producer.send(topic, value=raw, key=incident.idempotency_key.encode())
+            for incident, raw in events
+        ]
+        return list(await asyncio.gather(*acks))
+
+    try:
+        metadata = await asyncio.wait_for(send_all(), timeout=settings.publish_timeout_s)
+    except Exception as exc:
+        log.warning("publish of %d event(s) to %s failed: %s", len(events), topic, exc)
+        message = (
+            "the event was not stored; retry"
+            if len(events) == 1
+            else "none or only some of the events may be stored; retry the whole batch "
+            "(events are idempotent by source and id, so those stored are not doubled)"
+        )
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            {"reason": "broker_unavailable", "message": message},
+        ) from exc
+    metrics.events_in.labels(source=source.value).inc(len(events))
+    return [
+        EventAccepted(
+            event_id=incident.event_id,
+            source=source.value,
+            topic=topic,
+            partition=record.partition,
+            offset=record.offset,
+        )
+        for (incident, _), record in zip(events, metadata, strict=True)
+    ]
 
 
 @router.post(
@@ -83,52 +197,164 @@ async def post_event(
 ) -> EventAccepted:
     """Validate one CloudEvent of this source and publish it; answer once the broker acked."""
     expected = _source(source)
+    may_publish(principal, expected)
+    raw = await read_body(request, settings.max_event_bytes)
+    metrics: Metrics = request.app.state.metrics
+    admitted = admit(raw, expected, topology, metrics)
+    if isinstance(admitted, DeadLetter):
+        raise refusal(admitted)
+    (accepted,) = await publish(producer, settings, expected, [(admitted, raw)], metrics)
+    return accepted
+
+
+BATCH_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "array",
+                    "items": {"$ref": "#/components/schemas/CloudEvent"},
+                    "maxItems": MAX_BATCH_EVENTS,
+                },
+                "example": [
+                    HOTLINE_EVENT_EXAMPLE,
+                    {
+                        "specversion": "1.0",
+                        "id": "WO-20261122-000124",
+                        "source": "/12345/chengdu",
+                        "type": EVENT_TYPES[Source.HOTLINE],
+                        "data": {
+                            "order_id": "WO-20261122-000124",
+                            "received_at": "2026-11-22T08:17:00+08:00",
+                            "category_code": "garbage_exposed",
+                            "title": "垃圾堆放",
+                            "text": "望江路边垃圾两天没人收",
+                            "area_code": "510104002001",
+                        },
+                    },
+                ],
+            }
+        },
+    }
+}
+
+BATCH_REFUSED_EXAMPLE = {
+    "detail": {
+        "reason": "invalid_items",
+        "message": "1 of 2 events refused; none was published",
+        "items": [
+            {
+                "index": 1,
+                "reason": "invalid_payload",
+                "message": "data.caller_phone: String should match pattern '^\\+?[0-9 \\-]{5,20}$'",
+            }
+        ],
+    }
+}
+
+
+def _batch_items(raw: bytes) -> list[Any]:
     try:
-        check_may_publish(principal, expected)
-    except Denied as denied:
-        raise forbidden(denied) from None
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > settings.max_event_bytes:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            {"reason": "too_large", "message": f"body over {settings.max_event_bytes} bytes"},
-        )
-    raw = await request.body()
-    if len(raw) > settings.max_event_bytes:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            {"reason": "too_large", "message": f"body over {settings.max_event_bytes} bytes"},
-        )
-    result = take_in(raw, topology, datetime.now(UTC), expected=expected)
-    if not isinstance(result, Accepted):
-        dead = result.dead_letter
-        code = (
-            status.HTTP_400_BAD_REQUEST
-            if dead.reason is DeadLetterReason.UNDECODABLE
-            else status.HTTP_422_UNPROCESSABLE_CONTENT
-        )
-        request.app.state.metrics.events_refused.labels(
-            source=expected.value, reason=dead.reason.value
-        ).inc()
-        raise HTTPException(code, {"reason": dead.reason.value, "message": dead.detail})
-    incident = result.incident
-    topic = topics_for(settings).source(expected)
-    try:
-        metadata = await asyncio.wait_for(
-            producer.send_and_wait(topic, value=raw, key=incident.idempotency_key.encode()),
-            timeout=settings.publish_timeout_s,
-        )
-    except Exception as exc:  # nothing stored the event: the publisher must retry
-        log.warning("publish to %s failed: %s", topic, exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"reason": "broker_unavailable", "message": "the event was not stored; retry"},
+            status.HTTP_400_BAD_REQUEST,
+            {"reason": DeadLetterReason.UNDECODABLE.value, "message": f"not UTF-8 JSON: {exc}"},
         ) from exc
-    request.app.state.metrics.events_in.labels(source=expected.value).inc()
-    return EventAccepted(
-        event_id=incident.event_id,
-        source=expected.value,
-        topic=topic,
-        partition=metadata.partition,
-        offset=metadata.offset,
-    )
+    if not isinstance(document, list):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {
+                "reason": "not_a_batch",
+                "message": "a batch is a JSON array of CloudEvents; "
+                "post a single event to /v1/events/{source}",
+            },
+        )
+    if not document:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            {"reason": "empty_batch", "message": "the array holds no events"},
+        )
+    if len(document) > MAX_BATCH_EVENTS:
+        raise HTTPException(
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            {
+                "reason": "too_many_events",
+                "message": f"{len(document)} events; a batch holds at most {MAX_BATCH_EVENTS}",
+            },
+        )
+    return document
+
+
+@router.post(
+    "/{source}/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    summary="Post a batch of CloudEvents of one source (all or nothing)",
+    responses={
+        400: {"model": Problem},
+        401: {"model": Problem},
+        403: {"model": Problem},
+        404: {"model": Problem},
+        413: {"model": Problem},
+        422: {
+            "model": BatchProblem,
+            "content": {"application/json": {"example": BATCH_REFUSED_EXAMPLE}},
+        },
+        503: {"model": Problem},
+    },
+    openapi_extra=BATCH_BODY,
+)
+async def post_batch(
+    source: str,
+    request: Request,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    topology: TopologyDep,
+    principal: PrincipalDep,
+) -> BatchAccepted:
+    """Validate every event of the array as `POST /v1/events/{source}` validates one; publish
+    them all only if every one is valid, and answer once the broker acked them all.
+
+    All or nothing: if any item is refused, the answer is 422 naming each bad item by its index
+    with its reason and message, and nothing is published, so a publisher fixes the batch and
+    posts it again whole. At most 500 events, a body of at most 10 × `CITYLOOP_MAX_EVENT_BYTES`,
+    each event at most `CITYLOOP_MAX_EVENT_BYTES` once re-encoded. A 503 means none or only
+    some of the events may be stored: retry the whole batch; events are idempotent by
+    `source` + `id`, so the ones already stored are not doubled."""
+    expected = _source(source)
+    may_publish(principal, expected)
+    raw = await read_body(request, settings.max_event_bytes * BATCH_BODY_FACTOR)
+    metrics: Metrics = request.app.state.metrics
+    admitted: list[tuple[Incident, bytes]] = []
+    problems: list[BatchItemProblem] = []
+    for index, item in enumerate(_batch_items(raw)):
+        # re-encoded compactly: the bytes published are those validated
+        item_raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
+        if len(item_raw) > settings.max_event_bytes:
+            problems.append(
+                BatchItemProblem(
+                    index=index,
+                    reason="too_large",
+                    message=f"event over {settings.max_event_bytes} bytes",
+                )
+            )
+            continue
+        result = admit(item_raw, expected, topology, metrics)
+        if isinstance(result, DeadLetter):
+            problems.append(
+                BatchItemProblem(index=index, reason=result.reason.value, message=result.detail)
+            )
+        else:
+            admitted.append((result, item_raw))
+    if problems:
+        total = len(problems) + len(admitted)
+        refused = BatchProblem(
+            reason="invalid_items",
+            message=f"{len(problems)} of {total} events refused; none was published",
+            items=problems,
+        )
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused.model_dump())
+    accepted = await publish(producer, settings, expected, admitted, metrics)
+    return BatchAccepted(source=expected.value, count=len(accepted), items=accepted)

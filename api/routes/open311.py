@@ -1,0 +1,420 @@
+"""Open311 GeoReport v2: the city's categories as services, and citizens' requests as hotline
+work orders through the same intake as every other event."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.exceptions import HTTPException
+
+from api.db import CaseRow, ReportRow
+from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
+from api.metrics import Metrics
+from api.routes.cases import case_in_scope
+from api.routes.events import admit, may_publish, publish, refusal
+from api.schemas import (
+    Open311Error,
+    Open311RequestCreated,
+    Open311Service,
+    Open311ServiceRequest,
+)
+from cityloop.contracts import EVENT_TYPES, DeadLetter, ReportSummary, Source
+from handlers.access import Role
+from handlers.case import CaseStatus
+from topology import CategorySpec, Topology
+
+OPEN311_EVENT_SOURCE = "/cityloop/open311"
+"""The CloudEvent source of every request posted here: with the request id it is the report's
+idempotency key, so a request's status is found from its id alone."""
+
+CLOSED_STATUSES = frozenset({CaseStatus.RESOLVED, CaseStatus.VERIFIED, CaseStatus.CLOSED})
+"""Case statuses Open311 calls closed: from 办结 (the department resolved it) on. A reopened
+case is open again."""
+
+SERVICE_NOTICE = "received; its status is at requests/{id}.json once a case is opened"
+
+MAX_MERGE_HOPS = 8
+"""How far a merged case is followed to the case that absorbed it."""
+
+CONTRACT_FIELDS = {
+    "data.caller_name": "first_name/last_name",
+    "data.caller_phone": "phone",
+    "data.text": "description",
+    "data.address": "address_string",
+    "data.area_code": "address_id",
+    "data.location.lat": "lat",
+    "data.location.lon": "long",
+}
+"""The hotline contract's field names, as the Open311 client knows them."""
+
+
+def open311_error(
+    code: int, description: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    return JSONResponse(
+        [Open311Error(code=code, description=description).model_dump()],
+        status_code=code,
+        headers=headers,
+    )
+
+
+def _description(detail: Any) -> str:
+    if isinstance(detail, dict) and "message" in detail:
+        text = f"{detail.get('reason', 'error')}: {detail['message']}"
+    else:
+        text = str(detail)
+    for ours, theirs in CONTRACT_FIELDS.items():
+        text = text.replace(ours, theirs)
+    return text
+
+
+class Open311Route(APIRoute):
+    """Refusals the Open311 way, whoever raised them (auth, intake, the read model): a JSON
+    array of {code, description}. Bad input is 400, the one code the standard has for it."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def answer(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except RequestValidationError as exc:
+                problems = "; ".join(
+                    f"{'.'.join(str(step) for step in error['loc'][1:])}: {error['msg']}"
+                    for error in exc.errors()
+                )
+                return open311_error(status.HTTP_400_BAD_REQUEST, problems)
+            except HTTPException as exc:
+                code = exc.status_code
+                if code == status.HTTP_422_UNPROCESSABLE_CONTENT:
+                    code = status.HTTP_400_BAD_REQUEST
+                return open311_error(code, _description(exc.detail), exc.headers)
+
+        return answer
+
+
+router = APIRouter(prefix="/open311/v2", tags=["open311"], route_class=Open311Route)
+
+
+def answers(example: Any, **extra: Any) -> dict[str, Any]:
+    """An OpenAPI response entry with a JSON example."""
+    return {"content": {"application/json": {"example": example}}, **extra}
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: answers(
+        [{"code": 400, "description": "service_code: no service 'teleport'"}],
+        model=list[Open311Error],
+    ),
+    401: {"model": list[Open311Error]},
+    403: {"model": list[Open311Error]},
+}
+
+
+def service_of(category: CategorySpec) -> Open311Service:
+    return Open311Service(
+        service_code=category.code,
+        service_name=category.name,
+        description=category.description or category.name,
+        metadata=False,
+        type="realtime",
+        keywords=",".join(category.keywords),
+        group=category.family,
+    )
+
+
+@router.get(
+    "/services.json",
+    response_model=list[Open311Service],
+    summary="Service list: the city's categories of matter",
+    responses={
+        200: answers(
+            [
+                {
+                    "service_code": "pothole",
+                    "service_name": "道路坑洼",
+                    "description": "道路坑洼",
+                    "metadata": False,
+                    "type": "realtime",
+                    "keywords": "坑洼,坑,路面破损,pothole,road damage",
+                    "group": "municipal",
+                }
+            ]
+        )
+    },
+)
+async def list_services(topology: TopologyDep) -> list[Open311Service]:
+    """Every category of the topology as an Open311 service; `group` is the category's family.
+    Public, as in Open311: no token."""
+    return [service_of(category) for category in topology.categories.values()]
+
+
+def caller_name(first_name: str | None, last_name: str | None) -> str | None:
+    """Chinese names family name first and unspaced (王芳); Latin ones as written (Ann Lee)."""
+    first, last = (first_name or "").strip(), (last_name or "").strip()
+    if not (first or last):
+        return None
+    if (first + last).isascii():
+        return " ".join(part for part in (first, last) if part)
+    return last + first
+
+
+def _bad_request(description: str) -> HTTPException:
+    return HTTPException(status.HTTP_400_BAD_REQUEST, description)
+
+
+def work_order(
+    request_id: str,
+    received_at: datetime,
+    service: CategorySpec,
+    *,
+    lat: float | None,
+    long: float | None,
+    address_string: str | None,
+    address_id: str | None,
+    description: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    phone: str | None,
+    media_url: str | None,
+) -> dict[str, Any]:
+    """The hotline CloudEvent an Open311 request becomes (the call taker's category is the
+    service code; the service's name is the title)."""
+    if (lat is None) != (long is None):
+        raise _bad_request("lat and long go together: give both or neither")
+    if lat is None and not address_id:
+        raise _bad_request(
+            "a request needs lat and long, or an address_id (an area code of the city); "
+            "address_string alone cannot be placed"
+        )
+    text = (description or "").strip() or service.name
+    if media_url:
+        text = f"{text}\nmedia: {media_url}"  # the work order has no field for it
+    data: dict[str, Any] = {
+        "order_id": request_id,
+        "received_at": received_at.isoformat(),
+        "channel": "app",
+        "category_code": service.code,
+        "title": service.name,
+        "text": text,
+        "address": address_string or "",
+        "area_code": address_id or None,
+        "location": {"lat": lat, "lon": long} if lat is not None else None,
+        "caller_name": caller_name(first_name, last_name),
+        "caller_phone": phone or None,
+    }
+    return {
+        "specversion": "1.0",
+        "id": request_id,
+        "source": OPEN311_EVENT_SOURCE,
+        "type": EVENT_TYPES[Source.HOTLINE],
+        "time": received_at.isoformat(),
+        "data": {key: value for key, value in data.items() if value is not None},
+    }
+
+
+REQUEST_FORM_EXAMPLE = {
+    "service_code": "pothole",
+    "lat": 30.6612,
+    "long": 104.0779,
+    "address_string": "锦江区红星路二段口",
+    "description": "人行道上有个大坑，晚上看不见",
+    "first_name": "芳",
+    "last_name": "王",
+    "phone": "13800001003",
+}
+
+
+@router.post(
+    "/requests.json",
+    response_model=list[Open311RequestCreated],
+    summary="Create a service request (a hotline work order)",
+    responses={
+        **ERRORS,
+        200: answers(
+            [
+                {
+                    "service_request_id": "O311-5f0c2d6e9b7a4e0f8a1b2c3d4e5f6a7b",
+                    "service_notice": SERVICE_NOTICE,
+                    "account_id": None,
+                }
+            ]
+        ),
+        503: {"model": list[Open311Error]},
+    },
+    openapi_extra={
+        "requestBody": {
+            "content": {"application/x-www-form-urlencoded": {"example": REQUEST_FORM_EXAMPLE}}
+        }
+    },
+)
+async def create_request(
+    request: Request,
+    settings: SettingsDep,
+    producer: ProducerDep,
+    topology: TopologyDep,
+    principal: PrincipalDep,
+    service_code: Annotated[str, Form()],
+    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
+    long: Annotated[float | None, Form(ge=-180, le=180)] = None,
+    address_string: Annotated[str | None, Form(max_length=400)] = None,
+    address_id: Annotated[str | None, Form(description="an area code of the city")] = None,
+    description: Annotated[str | None, Form(max_length=4000)] = None,
+    first_name: Annotated[str | None, Form()] = None,
+    last_name: Annotated[str | None, Form()] = None,
+    phone: Annotated[str | None, Form()] = None,
+    email: Annotated[str | None, Form(description="accepted, not kept")] = None,
+    media_url: Annotated[str | None, Form()] = None,
+) -> list[Open311RequestCreated]:
+    """Form-encoded, as Open311 posts it; needs a token of a hotline publisher. The request
+    becomes a hotline CloudEvent (source `/cityloop/open311`, id `O311-…`) that goes through the
+    same intake as `POST /v1/events/hotline` and is published to the hotline topic; 200 once
+    the broker acked it. Place it by `lat`+`long` or by `address_id` (an area code);
+    `address_string` is kept as the address text. The name and phone become the caller's
+    personal data (masked for all but duty officers); `email` and `attribute[…]` have no place
+    in a work order and are not kept (every service has metadata=false)."""
+    may_publish(principal, Source.HOTLINE)
+    service = topology.category(service_code)
+    if service is None:
+        raise _bad_request(f"service_code: no service {service_code!r}; see services.json")
+    received_at = datetime.now(UTC)
+    request_id = f"O311-{uuid.uuid4().hex}"
+    event = work_order(
+        request_id,
+        received_at,
+        service,
+        lat=lat,
+        long=long,
+        address_string=address_string,
+        address_id=address_id,
+        description=description,
+        first_name=first_name,
+        last_name=last_name,
+        phone=phone,
+        media_url=media_url,
+    )
+    raw = json.dumps(event, ensure_ascii=False).encode()
+    metrics: Metrics = request.app.state.metrics
+    admitted = admit(raw, Source.HOTLINE, topology, metrics)
+    if isinstance(admitted, DeadLetter):
+        raise refusal(admitted)
+    await publish(producer, settings, Source.HOTLINE, [(admitted, raw)], metrics)
+    return [
+        Open311RequestCreated(
+            service_request_id=request_id,
+            service_notice=SERVICE_NOTICE,
+            account_id=None,
+        )
+    ]
+
+
+async def surviving_case(session: AsyncSession, case_id: str) -> CaseRow | None:
+    """The case, or the case it was merged into (and so on)."""
+    row = await session.get(CaseRow, case_id)
+    for _ in range(MAX_MERGE_HOPS):
+        if row is None or row.status != CaseStatus.MERGED or not row.state.get("merged_into"):
+            return row
+        row = await session.get(CaseRow, row.state["merged_into"])
+    return row
+
+
+def _not_found(service_request_id: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_404_NOT_FOUND,
+        f"no service request {service_request_id} with a case (yet): a request is found once "
+        "the worker has opened or attached it to a case",
+    )
+
+
+def service_request(
+    service_request_id: str, report: ReportSummary, case: CaseRow, topology: Topology
+) -> Open311ServiceRequest:
+    category = topology.category(report.category_code)
+    area_code = report.area_codes[0] if report.area_codes else None
+    area = topology.area(area_code) if area_code else None
+    lead = topology.department(case.lead_department) if case.lead_department else None
+    return Open311ServiceRequest(
+        service_request_id=service_request_id,
+        status="closed" if case.status in CLOSED_STATUSES else "open",
+        status_notes=case.status,
+        service_name=category.name if category else None,
+        service_code=report.category_code,
+        agency_responsible=lead.name if lead else case.lead_department,
+        requested_datetime=report.occurred_at,
+        updated_datetime=case.updated_at,
+        expected_datetime=case.resolve_deadline,
+        address=area.name if area else None,
+        address_id=area_code,
+        lat=report.location.lat if report.location else None,
+        long=report.location.lon if report.location else None,
+    )
+
+
+@router.get(
+    "/requests/{service_request_id}.json",
+    response_model=list[Open311ServiceRequest],
+    summary="The status of one service request",
+    responses={
+        **ERRORS,
+        200: answers(
+            [
+                {
+                    "service_request_id": "O311-5f0c2d6e9b7a4e0f8a1b2c3d4e5f6a7b",
+                    "status": "open",
+                    "status_notes": "accepted",
+                    "service_name": "道路坑洼",
+                    "service_code": "pothole",
+                    "agency_responsible": "春熙街道综合行政执法队",
+                    "service_notice": None,
+                    "requested_datetime": "2026-11-22T00:15:00Z",
+                    "updated_datetime": "2026-11-22T00:31:00Z",
+                    "expected_datetime": "2026-11-23T00:15:00Z",
+                    "address": "红星社区",
+                    "address_id": "510104001001",
+                    "zipcode": None,
+                    "lat": 30.6612,
+                    "long": 104.0779,
+                    "media_url": None,
+                }
+            ]
+        ),
+        404: {"model": list[Open311Error]},
+    },
+)
+async def get_request(
+    service_request_id: str,
+    session: SessionDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+) -> list[Open311ServiceRequest]:
+    """`open` while the case is being handled, `closed` from 办结 on (resolved, verified,
+    closed); `status_notes` is the case's own status. A merged case answers with the case it
+    joined. No personal data and no free text (a citizen's words may name people).
+
+    The API keeps no copy of what it published: a request is 404 until the worker has put it
+    on a case. Hotline publishers see every request posted here; departments and duty officers
+    (and auditors) only those whose case they may see — any other is 404."""
+    if principal.role is Role.PUBLISHER:
+        may_publish(principal, Source.HOTLINE)
+    report = await session.get(ReportRow, f"{OPEN311_EVENT_SOURCE}|{service_request_id}")
+    case = await surviving_case(session, report.case_id) if report is not None else None
+    if report is None or case is None:
+        raise _not_found(service_request_id)
+    if principal.role is not Role.PUBLISHER:
+        try:
+            case = await case_in_scope(session, case.case_id, principal, topology.city)
+        except HTTPException as exc:  # its 404 would name the case
+            if exc.status_code != status.HTTP_404_NOT_FOUND:
+                raise
+            raise _not_found(service_request_id) from None
+    summary = ReportSummary.model_validate(report.body)
+    return [service_request(service_request_id, summary, case, topology)]
