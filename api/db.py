@@ -99,7 +99,10 @@ class CaseEventRow(Base):
     actor: Mapped[str] = mapped_column(String(120))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (UniqueConstraint("case_id", "version", name="uq_case_version"),)
+    __table_args__ = (
+        UniqueConstraint("case_id", "version", name="uq_case_version"),
+        {"sqlite_autoincrement": True},  # never reuse a position, even after a rebuild
+    )
 
 
 class ReportRow(Base):

@@ -6,13 +6,23 @@ import asyncio
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, CommandRow, ReportRow
+from api.db import (
+    CaseDepartmentRow,
+    CaseEventRow,
+    CaseRow,
+    CommandRow,
+    ReportRow,
+    create_engine,
+    migrate,
+    session_factory,
+)
 from api.metrics import Metrics
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
@@ -24,6 +34,7 @@ from cityloop.contracts import (
 from cityloop.settings import Settings
 from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
 from streams.clients import async_consumer
+from streams.history import read_records
 from streams.topics import topics_for
 
 log = logging.getLogger(__name__)
@@ -261,3 +272,29 @@ class Projector:
                 await asyncio.sleep(1.0)
             finally:
                 await consumer.stop()
+
+
+REBUILT_TABLES = (CaseRow, CaseEventRow, ReportRow, CaseDepartmentRow)
+"""What a rebuild clears and refills. `commands` stays: it is the API's own record of what it
+was asked, not a projection of the topic."""
+
+
+async def rebuild(settings: Settings, batch: int = 500) -> int:
+    """Empty the read model's case tables and fold the whole case-event topic into them again;
+    returns how many events it applied. The same topic gives the same tables every time."""
+    engine = create_engine(settings.database_url)
+    try:
+        await migrate(engine)
+        async with engine.begin() as connection:
+            for table in REBUILT_TABLES:
+                await connection.execute(delete(table))
+        sessions = session_factory(engine)
+        records = read_records(settings.bootstrap_servers, topics_for(settings).case_events)
+        applied = 0
+        while chunk := await asyncio.to_thread(lambda: list(islice(records, batch))):
+            events = decode((record.value for record in chunk), CASE_EVENT_ADAPTER)
+            async with sessions() as session:
+                applied += await project(session, events)
+        return applied
+    finally:
+        await engine.dispose()

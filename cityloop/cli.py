@@ -20,10 +20,12 @@ console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must cop
 
 from cityloop.cli_dlq import app as dlq_app  # noqa: E402
 from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
+from cityloop.cli_projection import app as projection_app  # noqa: E402
 from cityloop.cli_topology import app as topology_app  # noqa: E402
 
 app.add_typer(topology_app, name="topology")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(projection_app, name="projection")
 register_loadtest(app)
 
 
