@@ -27,3 +27,33 @@ def rebuild() -> None:
         f"rebuilt the read model at {settings.database_url}: {applied} case events "
         f"in {time.monotonic() - started:.1f}s"
     )
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the read model's schema to the newest migration (the API does it when it starts)."""
+    from api.db import create_engine
+    from api.db import migrate as migrate_schema
+
+    settings = get_settings()
+
+    async def run() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            await migrate_schema(engine)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(run())
+    console.print(f"the read model at {settings.database_url} is at the newest migration")
+
+
+@app.command()
+def revision(message: str) -> None:
+    """Write the next migration by comparing api/db.py's models with the database (which must
+    be at the previous newest migration). Review what it wrote before committing it."""
+    from alembic import command
+
+    from api.db import migrations_config
+
+    command.revision(migrations_config(), message=message, autogenerate=True)
