@@ -106,10 +106,13 @@ class CaseEventRow(Base):
 
 
 class ReportRow(Base):
+    """A report on a case. After a merge a report is on both: the merged case keeps its history,
+    the surviving case has it too — so the table is the same whatever order it was built in."""
+
     __tablename__ = "reports"
 
     idempotency_key: Mapped[str] = mapped_column(String(450), primary_key=True)
-    case_id: Mapped[str] = mapped_column(String(40), index=True)
+    case_id: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
     source: Mapped[str] = mapped_column(String(10), index=True)
     category_code: Mapped[str] = mapped_column(String(60))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())

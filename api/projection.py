@@ -94,6 +94,15 @@ async def project(session: AsyncSession, events: Sequence[CaseEvent]) -> int:
             )
         ).scalars()
     }
+    report_keys = {report.idempotency_key for event in events if (report := report_of(event))}
+    reports = {
+        (key, case_id)
+        for key, case_id in await session.execute(
+            select(ReportRow.idempotency_key, ReportRow.case_id).where(
+                ReportRow.idempotency_key.in_(report_keys)
+            )
+        )
+    }
     applied = 0
     for event in events:
         state = states.get(event.case_id)
@@ -131,7 +140,8 @@ async def project(session: AsyncSession, events: Sequence[CaseEvent]) -> int:
                 involved.add((event.case_id, department))
                 session.add(CaseDepartmentRow(case_id=event.case_id, department_id=department))
         report = report_of(event)
-        if report is not None:
+        if report is not None and (report.idempotency_key, event.case_id) not in reports:
+            reports.add((report.idempotency_key, event.case_id))
             session.add(
                 ReportRow(
                     idempotency_key=report.idempotency_key,

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Form, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.exceptions import HTTPException
 
@@ -405,7 +406,13 @@ async def get_request(
     (and auditors) only those whose case they may see — any other is 404."""
     if principal.role is Role.PUBLISHER:
         may_publish(principal, Source.HOTLINE)
-    report = await session.get(ReportRow, f"{OPEN311_EVENT_SOURCE}|{service_request_id}")
+    report = (  # on several cases after a merge: any leads to the surviving one
+        await session.scalars(
+            select(ReportRow)
+            .where(ReportRow.idempotency_key == f"{OPEN311_EVENT_SOURCE}|{service_request_id}")
+            .limit(1)
+        )
+    ).first()
     case = await surviving_case(session, report.case_id) if report is not None else None
     if report is None or case is None:
         raise _not_found(service_request_id)

@@ -29,7 +29,7 @@ from cityloop.contracts import CASE_COMMAND_ADAPTER, CallerContact, Incident, So
 from cityloop.settings import Settings
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
-from handlers.lifecycle import decide_command
+from handlers.lifecycle import absorb_reports, decide_command
 from tests.conftest import TEST_SECRET, bearer
 from topology import load_topology, tiny_topology_path
 
@@ -245,3 +245,45 @@ async def test_stats_add_up_the_cases_each_caller_may_see(engine: AsyncEngine) -
         ).status_code == 422
         publisher = await client.get("/v1/stats", headers=bearer("publisher", "hotline"))
         assert publisher.status_code == 403
+
+
+async def test_a_merge_moves_the_reports_to_the_surviving_case(engine: AsyncEngine) -> None:
+    survivor = correlate(incident(1), None, None, [], None, TINY, {}, NOW)
+    merged = correlate(incident(2), None, None, [], None, TINY, {}, NOW)
+    assert survivor.state is not None and merged.state is not None
+    merge = decide_command(
+        CASE_COMMAND_ADAPTER.validate_python(
+            {
+                "type": "merge",
+                "command_id": "m1",
+                "case_id": merged.case_id,
+                "actor": "centre:510100",
+                "issued_at": NOW.isoformat(),
+                "into_case_id": survivor.case_id,
+                "reason": "the same pit",
+            }
+        ),
+        merged.state,
+        TINY,
+        {},
+        NOW + timedelta(minutes=5),
+    )
+    assert merge.absorb is not None, merge.outcome
+    absorbed = absorb_reports(merge.absorb, survivor.state, NOW + timedelta(minutes=5))
+    sessions = session_factory(engine)
+    async with sessions() as session:
+        await project(session, [*survivor.events, *merged.events])
+    async with sessions() as session:  # the merge arrives in a later batch, as it would
+        assert await project(session, [*merge.events, *absorbed.events]) == 2
+    async with sessions() as session:
+        on_case = {
+            (row.idempotency_key, row.case_id)
+            for row in (await session.execute(select(ReportRow))).scalars()
+        }
+        assert on_case == {
+            ("/test/hotline|WO-1", survivor.case_id),
+            ("/test/hotline|WO-2", merged.case_id),  # the merged case keeps its history
+            ("/test/hotline|WO-2", survivor.case_id),
+        }
+        row = await session.get(CaseRow, survivor.case_id)
+        assert row is not None and row.report_count == 2

@@ -119,7 +119,7 @@ def upgrade() -> None:
         sa.Column("occurred_at", api.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("received_at", api.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("body", sa.JSON(), nullable=False),
-        sa.PrimaryKeyConstraint("idempotency_key"),
+        sa.PrimaryKeyConstraint("idempotency_key", "case_id"),
     )
     with op.batch_alter_table("reports", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_reports_case_id"), ["case_id"], unique=False)
