@@ -1,0 +1,171 @@
+"""Handler path throughput: the CPU the worker's handlers spend per source record, no Kafka.
+
+    .venv/bin/python bench/bench_handlers.py [--minutes 60] [--rate 3] [--seed 7] [--passes 3]
+
+One generated stream of the Chengdu scenario (the project's generator, a fixed seed) goes
+through exactly what `streams/app.py` does per record, single-threaded:
+
+- intake: `Origin` of the record, `take_in` on the raw bytes, the correlation key, and the
+  incident serialised as it goes on the incidents topic (or the dead letter as it goes on
+  the dead-letter topic);
+- cases: the incident parsed back from those bytes as the cases agent parses it, the case
+  book's correlation decision, and each case event serialised as it goes on the case-event
+  topic (an unroutable incident becomes a dead letter, as in the agent).
+
+The clock of every decision is the record's own timestamp, as in the worker, so the run is
+deterministic: the digest of every byte the path emits is printed, and must not change when
+the handlers get faster. The baseline, measured in the same run, is Python's floor for
+touching each record at all: `json.loads` of its bytes and one dict lookup. Best of N passes,
+each over a fresh case book.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from cityloop.contracts import Incident, Mode, Origin, Source
+from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.settings import Settings
+from handlers.book import CaseBook
+from handlers.cells import correlation_key
+from handlers.intake import Accepted, take_in
+from streams.deadletters import dead_letter_for_exception
+from streams.topics import topics_for
+from topology import Topology, UnroutableError, load_topology
+
+
+@dataclass(frozen=True)
+class Record:
+    """A source record as the worker's consumer hands it over."""
+
+    topic: str
+    partition: int
+    offset: int
+    timestamp: datetime
+    value: bytes
+
+
+def load_records(topology: Topology, minutes: float, rate: float, seed: int) -> list[Record]:
+    names = topics_for(Settings())
+    by_source = {source: topic for topic, source in names.sources.items()}
+    stream = generate(topology, ScenarioConfig(minutes=minutes, rate=rate, seed=seed))
+    offsets: dict[str, int] = {}
+    records = []
+    for generated in stream.records:
+        if generated.source is None or generated.timestamp_ms is None or generated.value is None:
+            raise ValueError("a generated record without source, timestamp or value")
+        topic = by_source[generated.source]
+        offsets[topic] = offsets.get(topic, -1) + 1
+        records.append(
+            Record(
+                topic=topic,
+                partition=0,
+                offset=offsets[topic],
+                timestamp=datetime.fromtimestamp(generated.timestamp_ms / 1000, UTC),
+                value=generated.value,
+            )
+        )
+    return records
+
+
+def handler_path(
+    records: list[Record], topology: Topology, sources: dict[str, Source]
+) -> tuple[int, str]:
+    """The worker's per-record path; returns how many records went out and a digest of them."""
+    book = CaseBook()
+    modes: dict[str, Mode] = {}
+    digest = hashlib.sha256()
+    emitted = 0
+    for record in records:
+        # intake agent
+        origin = Origin(topic=record.topic, partition=record.partition, offset=record.offset)
+        source = sources.get(record.topic)
+        result = take_in(record.value, topology, record.timestamp, source, origin)
+        if not isinstance(result, Accepted):
+            digest.update(result.dead_letter.model_dump_json().encode())
+            emitted += 1
+            continue
+        key = correlation_key(topology, result.incident).encode()
+        wire = result.incident.model_dump_json().encode()
+        # cases agent, on the other side of the incidents topic
+        incident = Incident.model_validate_json(wire)
+        try:
+            decision = book.correlate(incident, key.decode(), topology, modes, incident.received_at)
+        except UnroutableError as exc:
+            letter = dead_letter_for_exception(
+                exc, wire, incident.origin, record.timestamp, incident
+            )
+            digest.update(letter.model_dump_json().encode())
+            emitted += 1
+            continue
+        for case_event in decision.events:
+            digest.update(case_event.case_id.encode())
+            digest.update(case_event.model_dump_json().encode())
+            emitted += 1
+    return emitted, digest.hexdigest()[:16]
+
+
+def floor(records: list[Record], sources: dict[str, Source]) -> tuple[int, str]:
+    """Touching each record at all: parse its JSON and look its source up."""
+    import json
+
+    found = 0
+    for record in records:
+        document = json.loads(record.value)
+        if sources.get(record.topic) is not None and document:
+            found += 1
+    return found, ""
+
+
+def best_of(passes: int, run: Callable[[], tuple[int, str]]) -> tuple[float, int, str]:
+    best = float("inf")
+    emitted, digest = 0, ""
+    for _ in range(passes):
+        started = time.perf_counter()
+        emitted, digest = run()
+        best = min(best, time.perf_counter() - started)
+    return best, emitted, digest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=3.0, help="events per second of scenario")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--passes", type=int, default=3)
+    args = parser.parse_args()
+
+    topology = load_topology()
+    records = load_records(topology, args.minutes, args.rate, args.seed)
+    sources = topics_for(Settings()).sources
+    count = len(records)
+
+    path_s, emitted, digest = best_of(args.passes, lambda: handler_path(records, topology, sources))
+    floor_s, _, _ = best_of(args.passes, lambda: floor(records, sources))
+
+    path_rate, floor_rate = count / path_s, count / floor_s
+    print(
+        f"{count:,} records ({args.minutes:g} min at {args.rate:g}/s, seed {args.seed}), "
+        f"{emitted:,} records out, output digest {digest}; best of {args.passes}; "
+        f"Python {platform.python_version()}"
+    )
+    print()
+    print(
+        "| records | handler path (rec/s) | µs/record | baseline (rec/s) | µs/record "
+        "| path cost ÷ baseline |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {count:,} | {path_rate:,.0f} | {1e6 * path_s / count:.1f} | {floor_rate:,.0f} "
+        f"| {1e6 * floor_s / count:.1f} | {floor_rate / path_rate:.1f}× |"
+    )
+
+
+if __name__ == "__main__":
+    main()
