@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -292,9 +293,21 @@ def fold(events: list[CaseEvent]) -> CaseState | None:
 EVENT_NAMESPACE = uuid.UUID("6f1c1c52-5a0e-4b7e-9a53-0c1e6a9f4e11")
 
 
+_EVENT_ID_PREFIX = hashlib.sha1(EVENT_NAMESPACE.bytes, usedforsecurity=False)
+
+
 def case_event_id(case_id: str, version: int) -> str:
-    """The same case version always gets the same event id, so replays are harmless."""
-    return str(uuid.uuid5(EVENT_NAMESPACE, f"{case_id}#{version}"))
+    """The same case version always gets the same event id, so replays are harmless.
+
+    It is `uuid5(EVENT_NAMESPACE, "<case_id>#<version>")`, computed without building `UUID`
+    objects (a third of the cost per event): the ids written before stay the ids written now."""
+    digest = _EVENT_ID_PREFIX.copy()
+    digest.update(f"{case_id}#{version}".encode())
+    raw = bytearray(digest.digest()[:16])
+    raw[6] = (raw[6] & 0x0F) | 0x50  # version 5
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    text = raw.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,14 @@ def cells_touched(point: GeoPoint, radius_m: float) -> list[Cell]:
 
 def owner_cell(point: GeoPoint, radius_m: float) -> Cell:
     """Border rule: a report whose correlation disk crosses into other cells belongs to the
-    lowest of them, so two reports within radius on either side of an edge meet in one cell."""
-    return min(cells_touched(point, radius_m))
+    lowest of them, so two reports within radius on either side of an edge meet in one cell.
+    That is the bounding box's south-west corner cell: `min(cells_touched(point, radius_m))`
+    without building the list."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT
+    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(point.lat)), 0.01))
+    return Cell(
+        math.floor((point.lat - dlat) / CELL_DEGREES), math.floor((point.lon - dlon) / CELL_DEGREES)
+    )
 
 
 @lru_cache(maxsize=64)
@@ -66,9 +72,15 @@ def reference_point(topology: Topology, incident: Incident) -> tuple[GeoPoint | 
     """Where the incident is, and whether that is a precise point (else an area's centroid)."""
     if incident.location is not None:
         return incident.location, True
-    area = topology.lowest_common_ancestor(incident.area_codes) or incident.area_codes[0]
+    return _area_centroid(topology, tuple(incident.area_codes)), False
+
+
+@lru_cache(maxsize=4096)
+def _area_centroid(topology: Topology, area_codes: tuple[str, ...]) -> GeoPoint | None:
+    """The centroid of the lowest area holding all of `area_codes` (else the first of them)."""
+    area = topology.lowest_common_ancestor(area_codes) or area_codes[0]
     spec = topology.area(area)
-    return (spec.centroid if spec is not None else None), False
+    return spec.centroid if spec is not None else None
 
 
 def correlation_key(topology: Topology, incident: Incident) -> str:

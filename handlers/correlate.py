@@ -70,6 +70,8 @@ class CorrelationDecision:
 
 def mode_at(topology: Topology, modes: Mapping[str, Mode], area_codes: Sequence[str]) -> Mode:
     """Emergency when any area, or any area above it, is switched to emergency mode."""
+    if not modes:
+        return Mode.NORMAL  # nothing was ever switched: the usual case, and a hot path
     for code in area_codes:
         if any(modes.get(ancestor) is Mode.EMERGENCY for ancestor in topology.ancestors(code)):
             return Mode.EMERGENCY

@@ -189,8 +189,12 @@ def _not_in_future(payload: SourcePayload, now: datetime) -> None:
         )
 
 
+_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+"""One encoder for every digest: `json.dumps` with options builds a new one per call."""
+
+
 def content_digest(envelope: CloudEvent) -> str:
-    canonical = json.dumps(envelope.data, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    canonical = _CANONICAL_JSON.encode(envelope.data)
     return hashlib.blake2b(f"{envelope.type}|{canonical}".encode(), digest_size=12).hexdigest()
 
 
