@@ -30,7 +30,7 @@ from cityloop.contracts import (
     Severity,
     Source,
 )
-from handlers.case import CaseState, EventWriter
+from handlers.case import OPEN_STATUSES, CaseState, EventWriter
 from handlers.cells import correlation_key, family_of, reference_point
 from topology import Topology, UnroutableError, route
 from topology.geo import distance_m
@@ -188,9 +188,13 @@ def open_case(
 
 def _within_window(topology: Topology, case: CaseState, incident: Incident) -> bool:
     window = max(_window(topology, case.category_code), _window(topology, incident.category_code))
+    return _in_window(case, incident.occurred_at, window)
+
+
+def _in_window(case: CaseState, occurred_at: datetime, window: timedelta) -> bool:
     earliest = case.reports[0].occurred_at if case.reports else case.opened_at
     # late reports (out of order by up to the window) still belong
-    return earliest - window <= incident.occurred_at <= case.last_report_at + window
+    return earliest - window <= occurred_at <= case.last_report_at + window
 
 
 @lru_cache(maxsize=4096)
@@ -205,17 +209,69 @@ def _radius(topology: Topology, category_code: str) -> float:
     return category.correlation.radius_m if category else 0.0
 
 
-def _distance(case: CaseState, point: GeoPoint | None) -> float | None:
-    if case.location is None or point is None:
+@lru_cache(maxsize=4096)
+def _communities(topology: Topology, area_codes: tuple[str, ...]) -> frozenset[str]:
+    """The communities the areas lie in (an area above community level stands for itself)."""
+    return frozenset(topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in area_codes)
+
+
+@dataclass(frozen=True, slots=True)
+class _Probe:
+    """What every candidate case is measured against: the incident's side, worked out once."""
+
+    incident: Incident
+    family: str
+    point: GeoPoint | None
+    precise: bool
+    radius: float
+    window: timedelta
+    communities: frozenset[str]
+
+
+def _probe(
+    topology: Topology, incident: Incident, place: tuple[GeoPoint | None, bool] | None = None
+) -> _Probe:
+    point, precise = place or reference_point(topology, incident)
+    return _Probe(
+        incident,
+        family_of(topology, incident.category_code),
+        point,
+        precise,
+        _radius(topology, incident.category_code),
+        _window(topology, incident.category_code),
+        _communities(topology, tuple(incident.area_codes)),
+    )
+
+
+def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
+    """`match_distance` against a probe: the cheap tests first, most candidates fail on
+    distance."""
+    if case.status not in OPEN_STATUSES:
         return None
-    return distance_m(case.location.lat, case.location.lon, point.lat, point.lon)
-
-
-def _same_community(topology: Topology, case: CaseState, incident: Incident) -> bool:
-    def communities(codes: Sequence[str]) -> set[str]:
-        return {topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in codes}
-
-    return bool(communities(case.area_codes) & communities(incident.area_codes))
+    category_code = case.category_code
+    if family_of(topology, category_code) != probe.family:
+        return None
+    location, point = case.location, probe.point
+    distance = (
+        None
+        if location is None or point is None
+        else distance_m(location.lat, location.lon, point.lat, point.lon)
+    )
+    incident = probe.incident
+    if probe.precise and case.location_precise:
+        if distance is None or distance > max(_radius(topology, category_code), probe.radius):
+            return None
+        window = max(_window(topology, category_code), probe.window)
+        return distance if _in_window(case, incident.occurred_at, window) else None
+    if (
+        category_code == incident.category_code
+        and not _communities(topology, tuple(case.area_codes)).isdisjoint(probe.communities)
+        and _in_window(case, incident.occurred_at, probe.window)  # the same category: one window
+    ):
+        # a report placed only by its area cannot be measured: the same matter in the same
+        # community is the evidence (a family is too broad without a distance)
+        return distance if distance is not None else _radius(topology, category_code)
+    return None
 
 
 def match_distance(
@@ -225,30 +281,8 @@ def match_distance(
     place: tuple[GeoPoint | None, bool] | None = None,
 ) -> float | None:
     """How far the incident is from an open case it may join; None when it may not.
-    The cheap tests come first: most candidates fail on distance. `place` is the incident's
-    reference point, when the caller has it already."""
-    if not case.is_open:
-        return None
-    if family_of(topology, case.category_code) != family_of(topology, incident.category_code):
-        return None
-    point, precise = place or reference_point(topology, incident)
-    distance = _distance(case, point)
-    if precise and case.location_precise:
-        radius = max(
-            _radius(topology, case.category_code), _radius(topology, incident.category_code)
-        )
-        if distance is None or distance > radius:
-            return None
-        return distance if _within_window(topology, case, incident) else None
-    if (
-        case.category_code == incident.category_code
-        and _same_community(topology, case, incident)
-        and _within_window(topology, case, incident)
-    ):
-        # a report placed only by its area cannot be measured: the same matter in the same
-        # community is the evidence (a family is too broad without a distance)
-        return distance if distance is not None else _radius(topology, case.category_code)
-    return None
+    `place` is the incident's reference point, when the caller has it already."""
+    return _match(topology, case, _probe(topology, incident, place))
 
 
 def attach(
@@ -332,11 +366,11 @@ def correlate(
         and _within_window(topology, device_case, incident)
     ):
         return attach(device_case, incident, topology, modes, now, CorrelationReason.DEVICE_REPEAT)
-    place = reference_point(topology, incident)
+    probe = _probe(topology, incident)
     scored = [
         (distance, case.opened_at, case.case_id, case)
         for case in candidates
-        if (distance := match_distance(topology, case, incident, place)) is not None
+        if (distance := _match(topology, case, probe)) is not None
     ]
     if scored:
         best = min(scored, key=lambda item: (item[0], item[1], item[2]))[3]
