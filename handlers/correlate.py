@@ -80,7 +80,8 @@ def mode_at(topology: Topology, modes: Mapping[str, Mode], area_codes: Sequence[
 
 def case_id_for(incident: Incident) -> str:
     digest = hashlib.blake2b(incident.idempotency_key.encode(), digest_size=6).hexdigest()
-    return f"CL-{incident.occurred_at:%Y%m%d}-{digest}"
+    day = incident.occurred_at  # `%Y%m%d`, without strftime
+    return f"CL-{day.year}{day.month:02d}{day.day:02d}-{digest}"
 
 
 def summarise(incident: Incident) -> ReportSummary:
@@ -112,17 +113,29 @@ def dispatch(
     reason: str,
 ) -> None:
     """Dispatch to an assignment with deadlines of its loop and mode, counted from now."""
-    category = topology.category(category_code)
-    if category is None:
+    deadlines = _deadlines(topology, category_code, assignment.loop, mode)
+    if deadlines is None:
         raise UnroutableError("unknown_category", f"no category {category_code!r}")
-    sla = category.sla.for_loop(assignment.loop, mode)
+    accept_within, resolve_within = deadlines
     writer.add(
         CaseDispatched,
         assignment=assignment,
-        accept_deadline=writer.now + timedelta(minutes=sla.accept_minutes),
-        resolve_deadline=writer.now + timedelta(minutes=sla.resolve_minutes),
+        accept_deadline=writer.now + accept_within,
+        resolve_deadline=writer.now + resolve_within,
         reason=reason,
     )
+
+
+@lru_cache(maxsize=4096)
+def _deadlines(
+    topology: Topology, category_code: str, loop: Loop, mode: Mode
+) -> tuple[timedelta, timedelta] | None:
+    """How long a category's case may wait to be accepted and resolved at a loop and mode."""
+    category = topology.category(category_code)
+    if category is None:
+        return None
+    sla = category.sla.for_loop(loop, mode)
+    return timedelta(minutes=sla.accept_minutes), timedelta(minutes=sla.resolve_minutes)
 
 
 def verification_assignment(topology: Topology, community: str) -> Assignment:

@@ -8,6 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -76,6 +77,11 @@ def describe_validation_error(error: ValidationError, prefix: str = "") -> str:
 
 
 def parse_envelope(raw: bytes) -> CloudEvent:
+    try:
+        # nearly every record is a good one: parse and validate it in one pass
+        return CloudEvent.model_validate_json(raw)
+    except ValidationError:
+        pass  # say why as always, from the standard library's reading of the bytes
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
@@ -204,10 +210,20 @@ def classify_hotline(topology: Topology, order: HotlineWorkOrder) -> str:
     if order.category_code is not None and topology.category(order.category_code) is not None:
         return order.category_code
     words = f"{order.title} {order.text}".lower()
-    for code, category in topology.categories.items():
-        if any(keyword.lower() in words for keyword in category.keywords):
+    for code, keywords in _keywords(topology):
+        if any(keyword in words for keyword in keywords):
             return code
     return GENERAL_CATEGORY
+
+
+@lru_cache(maxsize=8)
+def _keywords(topology: Topology) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Each category's keywords in lower case, in the topology's order of categories."""
+    return tuple(
+        (code, tuple(keyword.lower() for keyword in category.keywords))
+        for code, category in topology.categories.items()
+        if category.keywords
+    )
 
 
 def normalise(
