@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
@@ -17,6 +18,7 @@ from cityloop.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must copy whole
+log = logging.getLogger(__name__)
 
 from cityloop.cli_dlq import app as dlq_app  # noqa: E402
 from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
@@ -61,21 +63,46 @@ def topics() -> None:
 
 
 @app.command()
-def worker(log_level: str = "WARNING") -> None:
+def worker(
+    log_level: str = "WARNING",
+    after_topic_loss: Annotated[bool, typer.Option(hidden=True)] = False,
+) -> None:
     """Run the stream worker (Faust): intake, dedup, routing, case events."""
     configure_logging(log_level)
     settings = get_settings()
+    from streams.topic_watch import forget_committed_offsets, watch_for_topic_loss
     from streams.topics import ensure_topics
 
     wait_until_answers(settings.bootstrap_servers)
-    ensure_topics(settings)
+    created = ensure_topics(settings)
     from faust.worker import Worker
 
     from streams.app import app as faust_app
 
+    if after_topic_loss:
+        forget_committed_offsets(settings, faust_app.conf.id)
+        log.warning("worker restarted after the topic loss: created %d topics again", len(created))
+    watch_for_topic_loss(settings, _restart_worker)
+
     Worker(
         faust_app, loglevel=log_level, quiet=True, redirect_stdouts=False
     ).execute_from_commandline()
+
+
+def _restart_worker(lost_topics: list[str]) -> None:
+    """Start this worker command over in the same process (same pid, so whatever supervises it
+    sees no exit): topics created again, the case book rebuilt, the group joined afresh."""
+    log.warning(
+        "the broker lost %d topics (%s; an in-memory broker restarted?): restarting the worker",
+        len(lost_topics),
+        ", ".join(lost_topics),
+    )
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [arg for arg in sys.orig_argv if arg != "--after-topic-loss"]
+    os.execv(sys.executable, [*argv, "--after-topic-loss"])  # noqa: S606 - ourselves, again
 
 
 @app.command()

@@ -119,3 +119,22 @@ def ensure_topics(settings: Settings) -> list[str]:
         return created
     finally:
         admin.close()
+
+
+def topic_ids(settings: Settings) -> dict[str, str | None]:
+    """The broker's id of each cityloop topic it has now (absent: the broker has no such topic).
+    A topic deleted and created again, as by an in-memory broker's restart, has a new id."""
+    from kafka import KafkaAdminClient
+
+    ours = {spec.name for spec in topics_for(settings).specs(settings.topic_partitions)}
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers,
+        client_id="cityloop-topic-watch",
+        request_timeout_ms=3000,
+        reconnect_backoff_max_ms=1000,  # a watch asks again soon, not after a growing backoff
+    )
+    try:
+        # every topic in one request: naming ours would let a broker auto-create the missing
+        return {t["name"]: t["topic_id"] for t in admin.describe_topics() if t["name"] in ours}
+    finally:
+        admin.close()
