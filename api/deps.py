@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth import InvalidToken, read_token
+from api.errors import refuse
 from cityloop.settings import Settings
 from handlers.access import Principal
 from topology import Topology
@@ -49,17 +50,19 @@ def _principal(
 ) -> Principal:
     settings: Settings = request.app.state.settings
     if credentials is None:
-        raise HTTPException(
+        raise refuse(
             status.HTTP_401_UNAUTHORIZED,
-            {"reason": "unauthenticated", "message": "a bearer token is required"},
+            "unauthenticated",
+            "a bearer token is required",
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
         return read_token(settings.jwt_secret.get_secret_value(), credentials.credentials)
     except InvalidToken as exc:
-        raise HTTPException(
+        raise refuse(
             status.HTTP_401_UNAUTHORIZED,
-            {"reason": "invalid_token", "message": str(exc)},
+            "invalid_token",
+            str(exc),
             headers={"WWW-Authenticate": "Bearer"},
         ) from exc
 

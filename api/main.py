@@ -5,18 +5,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
+from pydantic import BaseModel
 
 from api.db import create_engine, migrate, session_factory
+from api.errors import PROBLEM_MODELS, install_refusals
 from api.metrics import Metrics
 from api.projection import Projector
 from api.routes import cases, commands, events, health, open311, stats
+from api.schemas import COMPONENTS, CaseChange
 from cityloop.contracts import CloudEvent
 from cityloop.errors import ConfigurationError
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_producer
 from topology import load_topology
+
+REFERENCED_MODELS: tuple[type[BaseModel], ...] = (CloudEvent, CaseChange, *PROBLEM_MODELS)
+"""Models the OpenAPI document refers to by hand (a raw ingest body, a live stream event, the
+refusal bodies), so FastAPI does not put them in its components itself."""
+
+
+def referenced_components() -> dict[str, Any]:
+    """The schemas of REFERENCED_MODELS (with the models they nest) and of the action bodies."""
+    components: dict[str, Any] = {}
+    for model in REFERENCED_MODELS:
+        schema = model.model_json_schema(ref_template=COMPONENTS + "{model}", mode="serialization")
+        components.update(schema.pop("$defs", {}))
+        components[model.__name__] = schema
+    return {**components, **commands.action_schemas()}
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -61,6 +79,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = Metrics()
+    install_refusals(app)
     app.include_router(events.router)
     app.include_router(cases.router)
     app.include_router(commands.router)
@@ -70,12 +89,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     base_openapi = app.openapi
 
-    def openapi() -> dict[str, object]:
+    def openapi() -> dict[str, Any]:
         schema = base_openapi()
         components = schema.setdefault("components", {}).setdefault("schemas", {})
-        components.setdefault(
-            "CloudEvent", CloudEvent.model_json_schema(ref_template="#/components/schemas/{model}")
-        )
+        for name, component in referenced_components().items():
+            components.setdefault(name, component)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -11,24 +11,35 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
 from api.deps import PrincipalDep, SessionDep, SessionsDep, TopologyDep
-from api.errors import forbidden
+from api.errors import forbidden, problems, refuse
+from api.params import (
+    MAX_CODE_LENGTH,
+    MAX_POSITION,
+    PRINTABLE,
+    Code,
+    Moment,
+    is_code,
+    parse_position,
+)
 from api.schemas import (
+    CASE_ID_EXAMPLE,
+    COMPONENTS,
     CaseChange,
     CasePage,
     CasePublic,
     CaseSummary,
-    Problem,
     ReportPublic,
     TimelineEntry,
 )
-from cityloop.contracts import Assignment, GeoPoint, ReportSummary, Source
+from cityloop.contracts import Assignment, GeoPoint, Loop, ReportSummary, Source
 from handlers.access import (
     Denied,
     Principal,
@@ -37,9 +48,21 @@ from handlers.access import (
     sees_personal_data,
     subtree_prefix,
 )
+from handlers.case import CaseStatus
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=problems(401, 422))
 AnySelect = TypeVar("AnySelect", bound=Select[*tuple[Any, ...]])
+
+CaseIdPath = Annotated[
+    str,
+    Path(
+        description="a case id",
+        examples=[CASE_ID_EXAMPLE],
+        pattern=PRINTABLE,
+        max_length=MAX_CODE_LENGTH,
+    ),
+]
+CodeQuery = Query(pattern=PRINTABLE, max_length=MAX_CODE_LENGTH)
 
 
 def encode_cursor(row: CaseRow) -> str:
@@ -47,14 +70,15 @@ def encode_cursor(row: CaseRow) -> str:
     return base64.urlsafe_b64encode(position.encode()).decode()
 
 
+CURSOR = TypeAdapter(tuple[Moment, Code])
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor names; checked as a parameter is, for it is one the client holds."""
     try:
-        opened_at, case_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(opened_at), str(case_id)  # aware: rows are read back in UTC
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise HTTPException(
-            status.HTTP_400_BAD_REQUEST, {"reason": "bad_cursor", "message": "unknown cursor"}
-        ) from exc
+        return CURSOR.validate_json(base64.urlsafe_b64decode(cursor.encode()))
+    except (binascii.Error, ValueError) as exc:  # a ValidationError is a ValueError
+        raise refuse(status.HTTP_400_BAD_REQUEST, "bad_cursor", "unknown cursor") from exc
 
 
 def summary(row: CaseRow) -> CaseSummary:
@@ -104,48 +128,49 @@ async def case_in_scope(
     session: AsyncSession, case_id: str, principal: Principal, city: str
 ) -> CaseRow:
     """The case, if the principal may see it; else 404 — never a hint that it exists."""
-    row = (
-        await session.execute(
-            visible_cases(select(CaseRow), principal, city).where(CaseRow.case_id == case_id)
-        )
-    ).scalar_one_or_none()
+    query = visible_cases(select(CaseRow), principal, city).where(CaseRow.case_id == case_id)
+    # a merge target comes from a body, unchecked: one no case can have is not looked up
+    row = (await session.execute(query)).scalar_one_or_none() if is_code(case_id) else None
     if row is None:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, {"reason": "not_found", "message": f"no case {case_id}"}
-        )
+        raise refuse(status.HTTP_404_NOT_FOUND, "not_found", f"no case {case_id}")
     return row
 
 
-@router.get(
-    "", response_model=CasePage, responses={400: {"model": Problem}, 403: {"model": Problem}}
-)
+@router.get("", response_model=CasePage, responses=problems(400, 403))
 async def list_cases(
     session: SessionDep,
     principal: PrincipalDep,
     topology: TopologyDep,
-    case_status: Annotated[str | None, Query(alias="status")] = None,
-    category: str | None = None,
-    loop: str | None = None,
-    department: str | None = None,
-    area: Annotated[str | None, Query(description="an area code: cases in its subtree")] = None,
+    case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
+    category: Annotated[str | None, CodeQuery] = None,
+    loop: Loop | None = None,
+    department: Annotated[str | None, CodeQuery] = None,
+    area: Annotated[
+        str | None,
+        Query(
+            description="an area code: cases in its subtree",
+            pattern=PRINTABLE,
+            max_length=MAX_CODE_LENGTH,
+        ),
+    ] = None,
     source: Annotated[Source | None, Query(description="cases with a report from it")] = None,
-    opened_since: Annotated[datetime | None, Query(description="opened at or after")] = None,
-    opened_until: Annotated[datetime | None, Query(description="opened before")] = None,
+    opened_since: Annotated[Moment | None, Query(description="opened at or after")] = None,
+    opened_until: Annotated[Moment | None, Query(description="opened before")] = None,
     overdue: Annotated[
         bool | None, Query(description="true: a deadline has passed unmet (as of `as_of`)")
     ] = None,
-    as_of: Annotated[datetime | None, Query(description="the moment for `overdue`")] = None,
+    as_of: Annotated[Moment | None, Query(description="the moment for `overdue`")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[str | None, CodeQuery] = None,
 ) -> CasePage:
     """Newest first; follow next_cursor for the next page."""
     query = visible_cases(select(CaseRow), principal, topology.city)
     if case_status:
-        query = query.where(CaseRow.status == case_status)
+        query = query.where(CaseRow.status == case_status.value)
     if category:
         query = query.where(CaseRow.category_code == category)
     if loop:
-        query = query.where(CaseRow.loop == loop)
+        query = query.where(CaseRow.loop == loop.value)
     if department:
         query = query.where(CaseRow.lead_department == department)
     if area:
@@ -155,12 +180,6 @@ async def list_cases(
         query = query.where(
             exists().where(ReportRow.case_id == CaseRow.case_id, ReportRow.source == source.value)
         )
-    for moment in (opened_since, opened_until, as_of):
-        if moment is not None and moment.tzinfo is None:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                {"reason": "naive_time", "message": "times need a timezone offset"},
-            )
     if opened_since:
         query = query.where(CaseRow.opened_at >= opened_since)
     if opened_until:
@@ -208,6 +227,26 @@ def timeline_entry(event: CaseEventRow) -> TimelineEntry:
     )
 
 
+CASE_CHANGE_EVENT = {
+    "type": "object",
+    "required": ["data", "event", "id"],
+    "properties": {
+        "event": {
+            "type": "string",
+            "description": "the case event's type",
+            "examples": ["CaseAccepted"],
+        },
+        "id": {"type": "string", "description": "the stream position", "examples": ["1042"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "contentSchema": {"$ref": COMPONENTS + "CaseChange"},
+        },
+    },
+}
+"""One event of the live stream (OpenAPI 3.2's `itemSchema`); `api.main` puts CaseChange in the
+components."""
+
 STREAM_BATCH = 200
 STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other API replicas
 
@@ -215,10 +254,15 @@ STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other
 def stream_position(
     principal: PrincipalDep,
     last_event_id: Annotated[
-        str | None, Header(description="resume after this position (sent by EventSource)")
+        str | None,
+        Header(
+            description="resume after this position (sent by EventSource)",
+            json_schema_extra={"pattern": "^[0-9]{1,10}$"},
+        ),
     ] = None,
     after: Annotated[
-        int | None, Query(ge=0, description="resume after this position; 0: from the start")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="resume after this position; 0: from the start"),
     ] = None,
 ) -> int | None:
     """Where a stream starts — checked, like the caller's right to read cases, before the
@@ -227,14 +271,16 @@ def stream_position(
         check_may_read_cases(principal)
     except Denied as denied:
         raise forbidden(denied) from None
-    if after is not None or last_event_id is None:
+    if after is not None or not last_event_id:
         return after
-    if not last_event_id.isdigit():
-        raise HTTPException(
+    position = parse_position(last_event_id)
+    if position is None:
+        raise refuse(
             status.HTTP_400_BAD_REQUEST,
-            {"reason": "bad_last_event_id", "message": "Last-Event-ID is a stream position"},
+            "bad_last_event_id",
+            "Last-Event-ID is a stream position",
         )
-    return int(last_event_id)
+    return position
 
 
 @router.get(
@@ -244,11 +290,9 @@ def stream_position(
         200: {
             "description": "Server-Sent Events: `event:` the case event's type, `id:` its "
             "position, `data:` a CaseChange",
-            "content": {"text/event-stream": {"schema": CaseChange.model_json_schema()}},
+            "content": {"text/event-stream": {"itemSchema": CASE_CHANGE_EVENT}},
         },
-        400: {"model": Problem},
-        401: {"model": Problem},
-        403: {"model": Problem},
+        **problems(400, 403),
     },
 )
 async def stream_cases(
@@ -290,10 +334,10 @@ async def stream_cases(
 @router.get(
     "/{case_id}",
     response_model=CasePublic,
-    responses={403: {"model": Problem}, 404: {"model": Problem}},
+    responses=problems(403, 404),
 )
 async def get_case(
-    case_id: str, session: SessionDep, principal: PrincipalDep, topology: TopologyDep
+    case_id: CaseIdPath, session: SessionDep, principal: PrincipalDep, topology: TopologyDep
 ) -> CasePublic:
     row = await case_in_scope(session, case_id, principal, topology.city)
     reports = (

@@ -7,38 +7,63 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, HTTPException, Query, status
-from pydantic import ValidationError
+from fastapi import APIRouter, Body, Path, Query, status
+from pydantic import ValidationError, WithJsonSchema
 
 from api.db import CommandRow
 from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
-from api.errors import forbidden
-from api.routes.cases import case_in_scope
-from api.schemas import CommandAccepted, CommandStatus, Problem
+from api.errors import forbidden, problems, refuse
+from api.params import MAX_CODE_LENGTH, PRINTABLE
+from api.routes.cases import CaseIdPath, case_in_scope
+from api.schemas import COMMAND_ID_EXAMPLE, COMPONENTS, CommandAccepted, CommandStatus
 from cityloop.contracts import CASE_COMMAND_ADAPTER, MergeCase
 from handlers.access import Denied, Role, check_may_act
 from handlers.intake import describe_validation_error
 from streams.topics import topics_for
 
-router = APIRouter(tags=["actions"])
+router = APIRouter(tags=["actions"], responses=problems(401, 422))
 
-ACTION_EXAMPLES = {
+ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
     "accept": {"summary": "签收: the assigned department accepts", "value": {"type": "accept"}},
+    "progress": {
+        "summary": "进展: report progress",
+        "value": {"type": "progress", "note": "crew on site"},
+    },
     "return": {
         "summary": "退单: return with a reason",
         "value": {"type": "return", "reason": "not in our remit"},
     },
-    "resolve": {
-        "summary": "办结: resolve",
-        "value": {"type": "resolve", "resolution": "cover replaced"},
+    "request_assistance": {
+        "summary": "协办: ask another department to help",
+        "value": {
+            "type": "request_assistance",
+            "department": "510104001.water",
+            "reason": "the pipe under the cover leaks",
+        },
     },
     "request_extension": {
         "summary": "延期: ask for more time",
         "value": {"type": "request_extension", "minutes": 240, "reason": "parts on order"},
     },
+    "grant_extension": {
+        "summary": "批准延期: the centre grants the extension asked for",
+        "value": {"type": "grant_extension"},
+    },
+    "resolve": {
+        "summary": "办结: resolve",
+        "value": {"type": "resolve", "resolution": "cover replaced"},
+    },
     "verify": {
         "summary": "核实/回访: the centre checks and calls back",
         "value": {"type": "verify", "satisfied": True, "note": "caller confirmed"},
+    },
+    "close": {
+        "summary": "结案: close",
+        "value": {"type": "close", "reason": "verified and closed"},
+    },
+    "reopen": {
+        "summary": "重新打开: reopen",
+        "value": {"type": "reopen", "reason": "the caller says it is back"},
     },
     "escalate": {
         "summary": "上报: escalate",
@@ -48,23 +73,53 @@ ACTION_EXAMPLES = {
         "summary": "merge into another case",
         "value": {"type": "merge", "into_case_id": "CL-20261122-0f195eadfd80", "reason": "same"},
     },
+    "confirm_lead": {
+        "summary": "线索属实: the community confirms a lead on site",
+        "value": {"type": "confirm_lead", "reason": "verified on site"},
+    },
+    "reject_lead": {
+        "summary": "线索不实: the community rejects a lead",
+        "value": {"type": "reject_lead", "reason": "false alarm"},
+    },
 }
+
+SERVER_FILLED = frozenset({"command_id", "case_id", "actor", "issued_at", "into_correlation_key"})
+"""What the API fills in of a case command (from the path, the token, its clock, the case
+merged into); an action is the rest."""
+
+
+def action_schemas() -> dict[str, Any]:
+    """OpenAPI components for the action body: each case command without what the API fills
+    in (`MergeCaseAction`...), and `CaseAction`, the union of them by `type`."""
+    union = CASE_COMMAND_ADAPTER.json_schema(ref_template=COMPONENTS + "{model}Action")
+    schemas: dict[str, Any] = {"CaseAction": union}
+    for name, command in union.pop("$defs").items():
+        kind = command["properties"]["type"]["const"]
+        for field in SERVER_FILLED:
+            command["properties"].pop(field, None)
+        command["required"] = [
+            "type",
+            *(field for field in command.get("required", []) if field not in SERVER_FILLED),
+        ]
+        command["title"] = f"{name}Action"
+        command["examples"] = [ACTION_EXAMPLES[kind]["value"]]
+        schemas[command["title"]] = command
+    return schemas
 
 
 @router.post(
     "/v1/cases/{case_id}/actions",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAccepted,
-    responses={
-        403: {"model": Problem},
-        404: {"model": Problem},
-        422: {"model": Problem},
-        503: {"model": Problem},
-    },
+    responses=problems(400, 403, 404, 503),
 )
 async def act_on_case(
-    case_id: str,
-    action: Annotated[dict[str, Any], Body(openapi_examples=ACTION_EXAMPLES)],
+    case_id: CaseIdPath,
+    action: Annotated[
+        dict[str, Any],
+        Body(openapi_examples=ACTION_EXAMPLES),
+        WithJsonSchema({"$ref": COMPONENTS + "CaseAction"}),
+    ],
     session: SessionDep,
     principal: PrincipalDep,
     producer: ProducerDep,
@@ -91,9 +146,8 @@ async def act_on_case(
             }
         )
     except ValidationError as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"reason": "invalid_action", "message": describe_validation_error(exc)},
+        raise refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_action", describe_validation_error(exc)
         ) from exc
     if isinstance(command, MergeCase):
         target = await case_in_scope(session, command.into_case_id, principal, topology.city)
@@ -121,9 +175,10 @@ async def act_on_case(
     except Exception as exc:  # nothing stored the command: say so, never pretend
         await session.delete(await session.get(CommandRow, command_id))
         await session.commit()
-        raise HTTPException(
+        raise refuse(
             status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"reason": "broker_unavailable", "message": "the command was not stored; retry"},
+            "broker_unavailable",
+            "the command was not stored; retry",
         ) from exc
     return CommandAccepted(command_id=command_id, status_url=f"/v1/commands/{command_id}")
 
@@ -131,10 +186,18 @@ async def act_on_case(
 @router.get(
     "/v1/commands/{command_id}",
     response_model=CommandStatus,
-    responses={404: {"model": Problem}},
+    responses=problems(404),
 )
 async def command_status(
-    command_id: str,
+    command_id: Annotated[
+        str,
+        Path(
+            description="from the action's answer",
+            examples=[COMMAND_ID_EXAMPLE],
+            pattern=PRINTABLE,
+            max_length=MAX_CODE_LENGTH,
+        ),
+    ],
     session: SessionDep,
     principal: PrincipalDep,
     wait: Annotated[float, Query(ge=0, le=10, description="seconds to wait for the outcome")] = 0,
@@ -147,9 +210,8 @@ async def command_status(
             principal.role is Role.AUDITOR or row.actor == principal.actor
         )
         if row is None or not visible:
-            raise HTTPException(
-                status.HTTP_404_NOT_FOUND,
-                {"reason": "not_found", "message": f"no command {command_id} of yours"},
+            raise refuse(
+                status.HTTP_404_NOT_FOUND, "not_found", f"no command {command_id} of yours"
             )
         if row.applied is not None or asyncio.get_running_loop().time() >= deadline:
             break

@@ -8,14 +8,21 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Path, Request, status
 
 from api.deps import PrincipalDep, ProducerDep, SettingsDep, TopologyDep
-from api.errors import forbidden
+from api.errors import forbidden, problems, refuse, refuse_with
 from api.metrics import Metrics
-from api.schemas import BatchAccepted, BatchItemProblem, BatchProblem, EventAccepted, Problem
+from api.schemas import (
+    COMPONENTS,
+    BatchAccepted,
+    BatchItemProblem,
+    BatchProblem,
+    BatchProblemResponse,
+    EventAccepted,
+)
 from cityloop.contracts import EVENT_TYPES, DeadLetter, DeadLetterReason, Incident, Source
 from cityloop.settings import Settings
 from handlers.access import Denied, Principal, check_may_publish
@@ -24,7 +31,7 @@ from streams.topics import topics_for
 from topology import Topology
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/v1/events", tags=["ingest"])
+router = APIRouter(prefix="/v1/events", tags=["ingest"], responses=problems(401, 422))
 
 HOTLINE_EVENT_EXAMPLE = {
     "specversion": "1.0",
@@ -48,13 +55,22 @@ CLOUDEVENT_BODY = {
         "required": True,
         "content": {
             "application/json": {
-                "schema": {"$ref": "#/components/schemas/CloudEvent"},
+                "schema": {"$ref": COMPONENTS + "CloudEvent"},
                 "example": HOTLINE_EVENT_EXAMPLE,
             }
         },
     }
 }
 
+
+SourcePath = Annotated[
+    str,
+    Path(
+        description="the publishing system; another name is 404",
+        examples=[Source.HOTLINE.value],
+        json_schema_extra={"enum": [source.value for source in Source]},
+    ),
+]
 
 MAX_BATCH_EVENTS = 500
 """More events than this in one batch get 413: split the batch."""
@@ -68,9 +84,10 @@ def _source(name: str) -> Source:
         return Source(name)
     except ValueError:
         known = ", ".join(src.value for src in Source)
-        raise HTTPException(
+        raise refuse(
             status.HTTP_404_NOT_FOUND,
-            {"reason": "unknown_source", "message": f"no event source {name!r}; known: {known}"},
+            "unknown_source",
+            f"no event source {name!r}; known: {known}",
         ) from None
 
 
@@ -83,17 +100,18 @@ def may_publish(principal: Principal, source: Source) -> None:
 
 
 def _too_large(limit: int) -> HTTPException:
-    return HTTPException(
-        status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-        {"reason": "too_large", "message": f"body over {limit} bytes"},
-    )
+    return refuse(status.HTTP_413_CONTENT_TOO_LARGE, "too_large", f"body over {limit} bytes")
 
 
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, or 413 if it is over `limit` bytes: refused on the declared length before
     anything is read, and on the real length (a client may not declare one)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    if (
+        declared.isascii()
+        and declared.isdigit()
+        and (len(declared) > len(str(limit)) or int(declared) > limit)  # no int of 5000 digits
+    ):
         raise _too_large(limit)
     raw = await request.body()
     if len(raw) > limit:
@@ -122,9 +140,7 @@ def admit(
 
 
 def refusal(dead: DeadLetter) -> HTTPException:
-    return HTTPException(
-        refusal_status(dead.reason), {"reason": dead.reason.value, "message": dead.detail}
-    )
+    return refuse(refusal_status(dead.reason), dead.reason.value, dead.detail)
 
 
 async def publish(
@@ -155,10 +171,7 @@ async def publish(
             else "none or only some of the events may be stored; retry the whole batch "
             "(events are idempotent by source and id, so those stored are not doubled)"
         )
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE,
-            {"reason": "broker_unavailable", "message": message},
-        ) from exc
+        raise refuse(status.HTTP_503_SERVICE_UNAVAILABLE, "broker_unavailable", message) from exc
     metrics.events_in.labels(source=source.value).inc(len(events))
     return [
         EventAccepted(
@@ -176,19 +189,11 @@ async def publish(
     "/{source}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventAccepted,
-    responses={
-        400: {"model": Problem},
-        401: {"model": Problem},
-        403: {"model": Problem},
-        404: {"model": Problem},
-        413: {"model": Problem},
-        422: {"model": Problem},
-        503: {"model": Problem},
-    },
+    responses=problems(400, 403, 404, 413, 503),
     openapi_extra=CLOUDEVENT_BODY,
 )
 async def post_event(
-    source: str,
+    source: SourcePath,
     request: Request,
     settings: SettingsDep,
     producer: ProducerDep,
@@ -214,7 +219,7 @@ BATCH_BODY = {
             "application/json": {
                 "schema": {
                     "type": "array",
-                    "items": {"$ref": "#/components/schemas/CloudEvent"},
+                    "items": {"$ref": COMPONENTS + "CloudEvent"},
                     "maxItems": MAX_BATCH_EVENTS,
                 },
                 "example": [
@@ -239,50 +244,31 @@ BATCH_BODY = {
     }
 }
 
-BATCH_REFUSED_EXAMPLE = {
-    "detail": {
-        "reason": "invalid_items",
-        "message": "1 of 2 events refused; none was published",
-        "items": [
-            {
-                "index": 1,
-                "reason": "invalid_payload",
-                "message": "data.caller_phone: String should match pattern '^\\+?[0-9 \\-]{5,20}$'",
-            }
-        ],
-    }
-}
-
 
 def _batch_items(raw: bytes) -> list[Any]:
     try:
         document = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise HTTPException(
+        raise refuse(
             status.HTTP_400_BAD_REQUEST,
-            {"reason": DeadLetterReason.UNDECODABLE.value, "message": f"not UTF-8 JSON: {exc}"},
+            DeadLetterReason.UNDECODABLE.value,
+            f"not UTF-8 JSON: {exc}",
         ) from exc
     if not isinstance(document, list):
-        raise HTTPException(
+        raise refuse(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {
-                "reason": "not_a_batch",
-                "message": "a batch is a JSON array of CloudEvents; "
-                "post a single event to /v1/events/{source}",
-            },
+            "not_a_batch",
+            "a batch is a JSON array of CloudEvents; post a single event to /v1/events/{source}",
         )
     if not document:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"reason": "empty_batch", "message": "the array holds no events"},
+        raise refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_batch", "the array holds no events"
         )
     if len(document) > MAX_BATCH_EVENTS:
-        raise HTTPException(
-            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
-            {
-                "reason": "too_many_events",
-                "message": f"{len(document)} events; a batch holds at most {MAX_BATCH_EVENTS}",
-            },
+        raise refuse(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            "too_many_events",
+            f"{len(document)} events; a batch holds at most {MAX_BATCH_EVENTS}",
         )
     return document
 
@@ -293,21 +279,13 @@ def _batch_items(raw: bytes) -> list[Any]:
     response_model=BatchAccepted,
     summary="Post a batch of CloudEvents of one source (all or nothing)",
     responses={
-        400: {"model": Problem},
-        401: {"model": Problem},
-        403: {"model": Problem},
-        404: {"model": Problem},
-        413: {"model": Problem},
-        422: {
-            "model": BatchProblem,
-            "content": {"application/json": {"example": BATCH_REFUSED_EXAMPLE}},
-        },
-        503: {"model": Problem},
+        **problems(400, 403, 404, 413, 503),
+        **problems(422, model=BatchProblemResponse),
     },
     openapi_extra=BATCH_BODY,
 )
 async def post_batch(
-    source: str,
+    source: SourcePath,
     request: Request,
     settings: SettingsDep,
     producer: ProducerDep,
@@ -355,6 +333,6 @@ async def post_batch(
             message=f"{len(problems)} of {total} events refused; none was published",
             items=problems,
         )
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, refused.model_dump())
+        raise refuse_with(status.HTTP_422_UNPROCESSABLE_CONTENT, refused)
     accepted = await publish(producer, settings, expected, admitted, metrics)
     return BatchAccepted(source=expected.value, count=len(accepted), items=accepted)

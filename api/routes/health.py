@@ -9,41 +9,52 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from api.deps import SessionDep
+from api.schemas import Liveness, Readiness
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz(request: Request) -> dict[str, object]:
+async def healthz(request: Request) -> Liveness:
     """The process is alive (says nothing of the broker or the database)."""
     projector = request.app.state.projector
-    return {
-        "status": "ok",
-        "projected_events": projector.applied,
-        "projector_error": projector.last_error,
-    }
+    return Liveness(
+        status="ok", projected_events=projector.applied, projector_error=projector.last_error
+    )
 
 
-@router.get("/readyz", responses={503: {"description": "broker or database unreachable"}})
-async def readyz(request: Request, response: Response, session: SessionDep) -> dict[str, str]:
+@router.get(
+    "/readyz",
+    responses={503: {"model": Readiness, "description": "broker or database unreachable"}},
+)
+async def readyz(request: Request, response: Response, session: SessionDep) -> Readiness:
     """Ready to take events and answer queries: the broker and the database both answer."""
-    checks: dict[str, str] = {}
+    readiness = Readiness(broker="ok", database="ok")
     try:
         await asyncio.wait_for(request.app.state.producer.client.fetch_all_metadata(), 3)
-        checks["broker"] = "ok"
     except Exception as exc:  # any failure means not ready; say which
-        checks["broker"] = f"unreachable: {type(exc).__name__}"
+        readiness.broker = f"unreachable: {type(exc).__name__}"
     try:
         await asyncio.wait_for(session.execute(text("select 1")), 3)
-        checks["database"] = "ok"
     except Exception as exc:
-        checks["database"] = f"unreachable: {type(exc).__name__}"
-    if any(value != "ok" for value in checks.values()):
+        readiness.database = f"unreachable: {type(exc).__name__}"
+    if (readiness.broker, readiness.database) != ("ok", "ok"):
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return checks
+    return readiness
 
 
-@router.get("/metrics", response_class=Response)
+PROMETHEUS_TEXT = {
+    "description": "the Prometheus text exposition format",
+    "content": {
+        "text/plain": {
+            "schema": {"type": "string"},
+            "example": 'cityloop_events_in_total{source="hotline"} 42.0\n',
+        }
+    },
+}
+
+
+@router.get("/metrics", response_class=Response, responses={200: PROMETHEUS_TEXT})
 async def metrics(request: Request, session: SessionDep) -> Response:
     """Prometheus exposition: events in by source, dead letters by reason, cases by state and
     loop, escalations, projection lag."""

@@ -9,7 +9,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Request, Response, status
+from fastapi import APIRouter, Form, Path, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
@@ -20,9 +20,11 @@ from starlette.exceptions import HTTPException
 from api.db import CaseRow, ReportRow
 from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
 from api.metrics import Metrics
+from api.params import MAX_CODE_LENGTH, PRINTABLE
 from api.routes.cases import case_in_scope
 from api.routes.events import admit, may_publish, publish, refusal
 from api.schemas import (
+    OPEN311_REQUEST_ID_EXAMPLE,
     Open311Error,
     Open311RequestCreated,
     Open311Service,
@@ -115,10 +117,13 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: answers(
         [{"code": 400, "description": "service_code: no service 'teleport'"}],
         model=list[Open311Error],
+        description="bad input: a field, the form, or a service that does not exist",
     ),
-    401: {"model": list[Open311Error]},
-    403: {"model": list[Open311Error]},
+    401: {"model": list[Open311Error], "description": "no bearer token, or a bad one"},
+    403: {"model": list[Open311Error], "description": "not a hotline publisher"},
+    "4XX": {"model": list[Open311Error], "description": "every refusal has this body"},
 }
+"""Open311's refusals: a list of {code, description}, never FastAPI's 422."""
 
 
 def service_of(category: CategorySpec) -> Open311Service:
@@ -250,7 +255,10 @@ REQUEST_FORM_EXAMPLE = {
                 }
             ]
         ),
-        503: {"model": list[Open311Error]},
+        503: {
+            "model": list[Open311Error],
+            "description": "the broker did not acknowledge: nothing was stored",
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -264,17 +272,25 @@ async def create_request(
     producer: ProducerDep,
     topology: TopologyDep,
     principal: PrincipalDep,
-    service_code: Annotated[str, Form()],
-    lat: Annotated[float | None, Form(ge=-90, le=90)] = None,
-    long: Annotated[float | None, Form(ge=-180, le=180)] = None,
-    address_string: Annotated[str | None, Form(max_length=400)] = None,
-    address_id: Annotated[str | None, Form(description="an area code of the city")] = None,
-    description: Annotated[str | None, Form(max_length=4000)] = None,
-    first_name: Annotated[str | None, Form()] = None,
-    last_name: Annotated[str | None, Form()] = None,
-    phone: Annotated[str | None, Form()] = None,
-    email: Annotated[str | None, Form(description="accepted, not kept")] = None,
-    media_url: Annotated[str | None, Form()] = None,
+    service_code: Annotated[str, Form(examples=["pothole"])],
+    lat: Annotated[float | None, Form(ge=-90, le=90, examples=[30.6612])] = None,
+    long: Annotated[float | None, Form(ge=-180, le=180, examples=[104.0779])] = None,
+    address_string: Annotated[
+        str | None, Form(max_length=400, examples=["锦江区红星路二段口"])
+    ] = None,
+    address_id: Annotated[
+        str | None, Form(description="an area code of the city", examples=["510104001001"])
+    ] = None,
+    description: Annotated[
+        str | None, Form(max_length=4000, examples=["人行道上有个大坑，晚上看不见"])
+    ] = None,
+    first_name: Annotated[str | None, Form(examples=["芳"])] = None,
+    last_name: Annotated[str | None, Form(examples=["王"])] = None,
+    phone: Annotated[str | None, Form(examples=["13800001003"])] = None,
+    email: Annotated[
+        str | None, Form(description="accepted, not kept", examples=["wang@example.com"])
+    ] = None,
+    media_url: Annotated[str | None, Form(examples=["https://example.org/pothole.jpg"])] = None,
 ) -> list[Open311RequestCreated]:
     """Form-encoded, as Open311 posts it; needs a token of a hotline publisher. The request
     becomes a hotline CloudEvent (source `/cityloop/open311`, id `O311-…`) that goes through the
@@ -388,11 +404,22 @@ def service_request(
                 }
             ]
         ),
-        404: {"model": list[Open311Error]},
+        404: {
+            "model": list[Open311Error],
+            "description": "no such request on a case (yet), or none the caller may see",
+        },
     },
 )
 async def get_request(
-    service_request_id: str,
+    service_request_id: Annotated[
+        str,
+        Path(
+            description="from the request's receipt",
+            examples=[OPEN311_REQUEST_ID_EXAMPLE],
+            pattern=PRINTABLE,
+            max_length=MAX_CODE_LENGTH,
+        ),
+    ],
     session: SessionDep,
     principal: PrincipalDep,
     topology: TopologyDep,

@@ -5,17 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from api.db import CaseRow
 from api.deps import PrincipalDep, SessionDep, TopologyDep
+from api.errors import problems, refuse
+from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
 from api.routes.cases import visible_cases
-from api.schemas import Problem
-from handlers.assessment import Assessment, CaseFigures, Grouping, assess
+from api.schemas import AssessmentTable
+from handlers.assessment import CaseFigures, Grouping, assess
 
-router = APIRouter(prefix="/v1/stats", tags=["assessment"])
+router = APIRouter(prefix="/v1/stats", tags=["assessment"], responses=problems(401, 422))
 
 GROUP_COLUMNS = {
     Grouping.DEPARTMENT: CaseRow.lead_department,
@@ -24,17 +25,10 @@ GROUP_COLUMNS = {
 }
 
 
-class AssessmentTable(BaseModel):
-    by: Grouping
-    since: datetime
-    until: datetime
-    rows: list[Assessment]
-
-
 @router.get(
     "",
     response_model=AssessmentTable,
-    responses={401: {"model": Problem}, 403: {"model": Problem}, 422: {"model": Problem}},
+    responses=problems(403),
 )
 async def stats(
     session: SessionDep,
@@ -42,26 +36,25 @@ async def stats(
     topology: TopologyDep,
     by: Grouping = Grouping.DEPARTMENT,
     since: Annotated[
-        datetime | None, Query(description="cases opened at or after; default: 30 days ago")
+        Moment | None, Query(description="cases opened at or after; default: 30 days ago")
     ] = None,
-    until: Annotated[
-        datetime | None, Query(description="cases opened before; default: now")
+    until: Annotated[Moment | None, Query(description="cases opened before; default: now")] = None,
+    area: Annotated[
+        str | None,
+        Query(
+            description="only cases handled in this subtree",
+            pattern=PRINTABLE,
+            max_length=MAX_CODE_LENGTH,
+        ),
     ] = None,
-    area: Annotated[str | None, Query(description="only cases handled in this subtree")] = None,
 ) -> AssessmentTable:
     """Received, on-time acceptance and resolution, medians, returns, escalations, reopen and
     resolution rates — over the cases the caller may see, grouped as asked."""
     until = until or datetime.now(UTC)
     since = since or until - timedelta(days=30)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"reason": "naive_time", "message": "since and until need a timezone offset"},
-        )
     if since >= until:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            {"reason": "empty_period", "message": "since must be before until"},
+        raise refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
         )
     group = GROUP_COLUMNS[by]
     query = visible_cases(
