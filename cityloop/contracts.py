@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -93,8 +95,20 @@ def _not_before_2000(value: datetime) -> datetime:
 
 
 EventTime = Annotated[AwareDatetime, Field(description="ISO 8601 with a UTC offset")]
-ShortText = Annotated[str, Field(min_length=1, max_length=200)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _printable(value: str) -> str:
+    """Text from outside may carry tabs and line breaks, never other control characters: a NUL
+    cannot even be stored in PostgreSQL's text, and none of them means anything in a report."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValueError("control characters (such as NUL) are not allowed in text")
+    return value
+
+
+Printable = AfterValidator(_printable)
+ShortText = Annotated[str, Field(min_length=1, max_length=200), Printable]
+LongText = Annotated[str, Field(min_length=1, max_length=4000), Printable]
 
 
 # --- the four source payloads -------------------------------------------------------------
@@ -133,10 +147,10 @@ class HotlineWorkOrder(Contract):
     )
     title: ShortText
     text: LongText
-    address: Annotated[str, Field(max_length=400)] = ""
+    address: Annotated[str, Field(max_length=400), Printable] = ""
     area_code: AreaCode | None = None
     location: GeoPoint | None = None
-    caller_name: Annotated[str, Field(max_length=100)] | None = Field(
+    caller_name: Annotated[str, Field(max_length=100), Printable] | None = Field(
         default=None, description="personal data: masked for roles that do not need it"
     )
     caller_phone: Annotated[str, Field(pattern=r"^\+?[0-9 \-]{5,20}$")] | None = Field(
@@ -182,7 +196,7 @@ class IoTAlarm(Contract):
     sensor_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     reading: float
     threshold: float
-    unit: Annotated[str, Field(max_length=20)]
+    unit: Annotated[str, Field(max_length=20), Printable]
     location: GeoPoint
     area_code: AreaCode | None = None
     raised_at: EventTime
@@ -225,7 +239,9 @@ class GridReport(Contract):
     grid_id: AreaCode
     category_code: ShortText
     text: LongText
-    photo_refs: Annotated[list[Annotated[str, Field(max_length=400)]], Field(max_length=20)] = []
+    photo_refs: Annotated[
+        list[Annotated[str, Field(max_length=400), Printable]], Field(max_length=20)
+    ] = []
     location: GeoPoint | None = None
     reported_at: EventTime
 
@@ -295,7 +311,7 @@ class CloudEvent(Contract):
     source: ShortText
     type: ShortText
     time: EventTime | None = None
-    subject: Annotated[str, Field(max_length=200)] | None = None
+    subject: Annotated[str, Field(max_length=200), Printable] | None = None
     datacontenttype: Literal["application/json"] | None = "application/json"
     data: dict[str, Any]
 
