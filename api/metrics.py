@@ -43,6 +43,11 @@ class Metrics:
             "Case events this API has projected",
             registry=self.registry,
         )
+        self.unstorable_events = Counter(
+            "cityloop_unstorable_case_events",
+            "Case events the read model's database refused (skipped, logged): should stay 0",
+            registry=self.registry,
+        )
         self.projection_lag = Gauge(
             "cityloop_projection_lag_seconds",
             "Age of the newest projected case event when it was projected",

@@ -10,7 +10,8 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.db import (
@@ -173,6 +174,38 @@ def decode(values: Iterable[bytes | None], adapter: TypeAdapter[T]) -> list[T]:
 OUTCOME_ADAPTER = TypeAdapter(CommandOutcome)
 
 
+async def project_or_skip(
+    sessions: async_sessionmaker[AsyncSession], events: Sequence[CaseEvent]
+) -> tuple[int, int]:
+    """Project a batch; if the database refuses it, project the events one by one and skip
+    those it refuses, loudly — one bad record must not stop the read model for every case.
+    An event is skipped only while the database answers otherwise: when it does not answer,
+    the error propagates and the caller retries the whole batch later. Returns (applied,
+    skipped)."""
+    try:
+        async with sessions() as session:
+            return await project(session, events), 0
+    except DBAPIError as refused:
+        log.error("the read model refused a batch (%s); projecting it event by event", refused)
+    applied = skipped = 0
+    for event in events:
+        try:
+            async with sessions() as session:
+                applied += await project(session, [event])
+        except DBAPIError as refused:
+            async with sessions() as session:  # down, not refusing? then this raises: retry
+                await session.execute(text("select 1"))
+            skipped += 1
+            log.error(
+                "skipped %s v%s of case %s: the read model cannot store it (%s)",
+                event.type,
+                event.version,
+                event.case_id,
+                refused.orig,
+            )
+    return applied, skipped
+
+
 def departments_of(event: CaseEvent) -> list[str]:
     """The departments an event puts on a case."""
     if isinstance(event, CaseDispatched):
@@ -262,8 +295,10 @@ class Projector:
                                 reason = dict(record.headers or ()).get("reason", b"unknown")
                                 self.metrics.dead_letters.labels(reason=reason.decode()).inc()
                     if events:
-                        async with self.sessions() as session:
-                            self.applied += await project(session, events)
+                        applied, unstorable = await project_or_skip(self.sessions, events)
+                        self.applied += applied
+                        if self.metrics is not None and unstorable:
+                            self.metrics.unstorable_events.inc(unstorable)
                         self._announce()
                         if self.metrics is not None:
                             age = datetime.now(UTC) - max(e.occurred_at for e in events)
@@ -303,8 +338,7 @@ async def rebuild(settings: Settings, batch: int = 500) -> int:
         applied = 0
         while chunk := await asyncio.to_thread(lambda: list(islice(records, batch))):
             events = decode((record.value for record in chunk), CASE_EVENT_ADAPTER)
-            async with sessions() as session:
-                applied += await project(session, events)
+            applied += (await project_or_skip(sessions, events))[0]
         return applied
     finally:
         await engine.dispose()

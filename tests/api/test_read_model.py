@@ -24,7 +24,7 @@ from api.db import (
     session_factory,
 )
 from api.main import create_app
-from api.projection import project
+from api.projection import project, project_or_skip
 from cityloop.contracts import CASE_COMMAND_ADAPTER, CallerContact, Incident, Source
 from cityloop.settings import Settings
 from handlers.case import fold
@@ -287,3 +287,16 @@ async def test_a_merge_moves_the_reports_to_the_surviving_case(engine: AsyncEngi
         }
         row = await session.get(CaseRow, survivor.case_id)
         assert row is not None and row.report_count == 2
+
+
+async def test_an_event_the_database_refuses_is_skipped_not_fatal(engine: AsyncEngine) -> None:
+    good = correlate(incident(1), None, None, [], None, TINY, {}, NOW)
+    other = correlate(incident(2), None, None, [], None, TINY, {}, NOW)
+    # a case id longer than its column: PostgreSQL refuses it (SQLite does not check lengths)
+    refused = [event.model_copy(update={"case_id": "X" * 60}) for event in other.events]
+    sessions = session_factory(engine)
+    applied, skipped = await project_or_skip(sessions, [*refused, *good.events])
+    strict = engine.dialect.name == "postgresql"
+    assert (applied, skipped) == ((len(good.events), 1) if strict else (4, 0))
+    async with sessions() as session:
+        assert (await session.get(CaseRow, good.case_id)) is not None  # the good case is there
