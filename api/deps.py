@@ -1,4 +1,6 @@
-"""Dependencies as Annotated aliases: settings, database session, producer, topology."""
+"""Dependencies as Annotated aliases: settings, database session, producer, topology.
+
+All `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request."""
 
 from __future__ import annotations
 
@@ -21,17 +23,17 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
+async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
     """For work that outlives one session (a live stream): a session per step."""
     sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
     return sessions
 
 
-def _producer(request: Request) -> Any:
+async def _producer(request: Request) -> Any:
     return request.app.state.producer
 
 
-def _topology(request: Request) -> Topology:
+async def _topology(request: Request) -> Topology:
     topology: Topology = request.app.state.topology
     return topology
 
@@ -39,12 +41,12 @@ def _topology(request: Request) -> Topology:
 bearer = HTTPBearer(auto_error=False, description="a token from `cityloop token`")
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-def _principal(
+async def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:

@@ -16,6 +16,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import TypeAdapter
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
 from api.deps import PrincipalDep, SessionDep, SessionsDep, TopologyDep
@@ -164,7 +165,8 @@ async def list_cases(
     cursor: Annotated[str | None, CodeQuery] = None,
 ) -> CasePage:
     """Newest first; follow next_cursor for the next page."""
-    query = visible_cases(select(CaseRow), principal, topology.city)
+    # a page shows summaries: the full state (every report) stays in the database
+    query = visible_cases(select(CaseRow).options(defer(CaseRow.state)), principal, topology.city)
     if case_status:
         query = query.where(CaseRow.status == case_status.value)
     if category:
@@ -251,7 +253,7 @@ STREAM_BATCH = 200
 STREAM_POLL_S = 1.0  # the projector wakes streams at once; polling covers other API replicas
 
 
-def stream_position(
+async def stream_position(
     principal: PrincipalDep,
     last_event_id: Annotated[
         str | None,
@@ -305,7 +307,9 @@ async def stream_cases(
     """Case changes live, as the read model learns them, limited to the cases the caller may
     see. Without a position it starts with what happens from now on."""
     visible = visible_cases(
-        select(CaseEventRow, CaseRow).join(CaseRow, CaseRow.case_id == CaseEventRow.case_id),
+        select(CaseEventRow, CaseRow)
+        .join(CaseRow, CaseRow.case_id == CaseEventRow.case_id)
+        .options(defer(CaseRow.state)),
         principal,
         topology.city,
     )
