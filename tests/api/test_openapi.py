@@ -335,9 +335,10 @@ def test_known_things_answer_as_documented(seeded: Seeded) -> None:
         (
             "POST",
             f"/v1/cases/{CASE_ID_EXAMPLE}/actions",
+            # a control character is refused in any text of a command, as in events
             {"json": {"type": "merge", "into_case_id": "CL-\x00", "reason": "same"}},
-            404,
-            "not_found",
+            422,
+            "invalid_action",
             None,
         ),
         ("DELETE", "/v1/cases", {}, 405, "method_not_allowed", None),
