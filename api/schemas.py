@@ -20,6 +20,14 @@ def example(*values: dict[str, Any] | list[Any]) -> ConfigDict:
     return ConfigDict(json_schema_extra={"examples": list(values)})
 
 
+def example_of(model: type[BaseModel]) -> Any:
+    """The first example a model declares (for a response example elsewhere)."""
+    extra = model.model_config.get("json_schema_extra")
+    examples = extra.get("examples") if isinstance(extra, dict) else None
+    assert isinstance(examples, list) and examples  # noqa: S101 - every API model has examples
+    return examples[0]
+
+
 CASE_ID_EXAMPLE = "CL-20261122-df5d112e90c6"
 """The case the example hotline event of `POST /v1/events/hotline` opens (ids are derived from
 the event), so the examples tell one story."""

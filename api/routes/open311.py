@@ -29,6 +29,7 @@ from api.schemas import (
     Open311RequestCreated,
     Open311Service,
     Open311ServiceRequest,
+    example_of,
 )
 from cityloop.contracts import EVENT_TYPES, DeadLetter, ReportSummary, Source
 from handlers.access import Role
@@ -382,28 +383,7 @@ def service_request(
     summary="The status of one service request",
     responses={
         **ERRORS,
-        200: answers(
-            [
-                {
-                    "service_request_id": "O311-5f0c2d6e9b7a4e0f8a1b2c3d4e5f6a7b",
-                    "status": "open",
-                    "status_notes": "accepted",
-                    "service_name": "道路坑洼",
-                    "service_code": "pothole",
-                    "agency_responsible": "春熙街道综合行政执法队",
-                    "service_notice": None,
-                    "requested_datetime": "2026-11-22T00:15:00Z",
-                    "updated_datetime": "2026-11-22T00:31:00Z",
-                    "expected_datetime": "2026-11-23T00:15:00Z",
-                    "address": "红星社区",
-                    "address_id": "510104001001",
-                    "zipcode": None,
-                    "lat": 30.6612,
-                    "long": 104.0779,
-                    "media_url": None,
-                }
-            ]
-        ),
+        200: answers([example_of(Open311ServiceRequest)]),
         404: {
             "model": list[Open311Error],
             "description": "no such request on a case (yet), or none the caller may see",

@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer
 
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
@@ -71,6 +71,7 @@ from cityloop.contracts import (
 from cityloop.loadtest.model import DecisionModel, run_record
 from handlers.cells import cells_touched, family_of
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
+from tests.reliability.test_worker_crash import case_events_written
 from topology import Topology, default_topology_path, load_topology
 from topology.geo import distance_m
 
@@ -262,17 +263,6 @@ def case_history(system: RunningSystem) -> Iterator[Any]:
     try:
         for record in consumer:
             yield CASE_EVENT_ADAPTER.validate_json(record.value)
-    finally:
-        consumer.close()
-
-
-def case_events_written(system: RunningSystem) -> int:
-    """Roughly (the embedded broker answers end offsets a batch short), and cheaply."""
-    consumer = KafkaConsumer(bootstrap_servers=system.bootstrap)
-    try:
-        topic = system.topic("case-events")
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]
-        return sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
 
