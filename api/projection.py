@@ -35,6 +35,7 @@ from cityloop.contracts import (
 from cityloop.settings import Settings
 from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
 from streams.clients import async_consumer
+from streams.decisions import DecisionAssembler, whole_decisions
 from streams.history import read_records
 from streams.topics import topics_for
 
@@ -244,6 +245,17 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[CommandOutco
     await session.commit()
 
 
+def committable(batches: dict[Any, list[Any]], assembler: DecisionAssembler) -> dict[Any, int]:
+    """Offsets to commit after a batch: past every record read, but never past the first part of
+    a decision that still waits for its last, so a restart reads that decision whole."""
+    waiting = assembler.waiting_since()
+    offsets = {}
+    for tp, batch in batches.items():
+        if batch:
+            offsets[tp] = min(batch[-1].offset + 1, waiting.get((tp.topic, tp.partition), 1 << 62))
+    return offsets
+
+
 class Projector:
     """A consumer of the case-event topic that keeps the read model current."""
 
@@ -276,13 +288,19 @@ class Projector:
                 names.dead_letters,
                 group_id=self.group_id,
             )
+            assembler = DecisionAssembler()  # fresh with each consumer: it re-reads what waited
             try:
                 await consumer.start()
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=200, max_records=500)
                     records = [record for batch in batches.values() for record in batch]
                     events = decode(
-                        (r.value for r in records if r.topic == names.case_events),
+                        (
+                            r.value
+                            for r in assembler.take_all(
+                                r for r in records if r.topic == names.case_events
+                            )
+                        ),
                         CASE_EVENT_ADAPTER,
                     )
                     outcomes = decode(
@@ -307,7 +325,7 @@ class Projector:
                         async with self.sessions() as session:
                             await record_outcomes(session, outcomes)
                     if batches:
-                        await consumer.commit()
+                        await consumer.commit(committable(batches, assembler))
                     self.last_error = None
             except asyncio.CancelledError:
                 raise
@@ -334,7 +352,9 @@ async def rebuild(settings: Settings, batch: int = 500) -> int:
             for table in REBUILT_TABLES:
                 await connection.execute(delete(table))
         sessions = session_factory(engine)
-        records = read_records(settings.bootstrap_servers, topics_for(settings).case_events)
+        records = whole_decisions(
+            read_records(settings.bootstrap_servers, topics_for(settings).case_events)
+        )
         applied = 0
         while chunk := await asyncio.to_thread(lambda: list(islice(records, batch))):
             events = decode((record.value for record in chunk), CASE_EVENT_ADAPTER)

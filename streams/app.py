@@ -15,6 +15,7 @@ from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
     CONTROL_ADAPTER,
     AbsorbReports,
+    CaseEvent,
     CommandOutcome,
     DeadLetter,
     Incident,
@@ -38,7 +39,8 @@ from handlers.lifecycle import (
 )
 from streams.consumer_tuning import shorten_fetch_wait
 from streams.deadletters import dead_letter_for_exception
-from streams.history import read_history
+from streams.decisions import decision_headers, whole_decisions
+from streams.history import read_history, read_records
 from streams.topics import topics_for
 from topology import TopologyError, UnroutableError, load_topology, load_topology_text
 
@@ -192,7 +194,14 @@ async def rebuild() -> None:
     loop = asyncio.get_running_loop()
     fresh = CaseBook()
     history = await loop.run_in_executor(
-        None, lambda: list(read_history(settings.bootstrap_servers, names.case_events))
+        None,
+        lambda: [
+            record.value
+            for record in whole_decisions(
+                read_records(settings.bootstrap_servers, names.case_events)
+            )
+            if record.value is not None
+        ],
     )
     fresh.fold(CASE_EVENT_ADAPTER.validate_json(value) for value in history)
     switched = await loop.run_in_executor(
@@ -211,11 +220,20 @@ def partition_of(key: str) -> int:
     return int(murmur2(key.encode()) & 0x7FFFFFFF) % settings.topic_partitions
 
 
-async def publish(change: CaseChange) -> None:
-    for case_event in change.events:
+async def send_decision(events: tuple[CaseEvent, ...]) -> None:
+    """One decision's events, each marked with its place in the decision, so that readers take
+    the decision whole or not at all (streams/decisions.py)."""
+    size = len(events)
+    for index, case_event in enumerate(events, start=1):
         await case_event_topic.send(
-            key=case_event.case_id.encode(), value=case_event.model_dump_json().encode()
+            key=case_event.case_id.encode(),
+            value=case_event.model_dump_json().encode(),
+            headers=decision_headers(index, size),
         )
+
+
+async def publish(change: CaseChange) -> None:
+    await send_decision(change.events)
     book.commit(change)
 
 
@@ -227,10 +245,7 @@ async def publish_outcome(outcome: CommandOutcome) -> None:
 
 async def take_incident(incident: Incident, key: str) -> None:
     decision = book.correlate(incident, key, topology, modes, incident.received_at)
-    for case_event in decision.events:
-        await case_event_topic.send(
-            key=case_event.case_id.encode(), value=case_event.model_dump_json().encode()
-        )
+    await send_decision(decision.events)
 
 
 async def take_control(message: Any, partition: int, now: datetime) -> None:
