@@ -286,8 +286,11 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
             await control_topic.send(
                 key=(into_key or "").encode(), value=decision.absorb.model_dump_json().encode()
             )
-    await publish(CaseChange(decision.events, decision.state))
+    # The outcome first: a worker that dies after it and before the events re-decides the
+    # redelivered command (its events are not in the book) and sends both again, while one that
+    # died after the events would skip the command as applied and never send its outcome.
     await publish_outcome(decision.outcome)
+    await publish(CaseChange(decision.events, decision.state))
 
 
 @app.agent(case_work_topic)
