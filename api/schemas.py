@@ -33,22 +33,8 @@ CASE_ID_EXAMPLE = "CL-20261122-df5d112e90c6"
 the event), so the examples tell one story."""
 COMMAND_ID_EXAMPLE = "cmd-8c1e5b0f2a7d4c39b6e1f0a2d3c4b5a6"
 
-ASSIGNMENT_EXAMPLE: dict[str, Any] = {
-    "loop": "small",
-    "handling_area": "510104001",
-    "lead_department": "510104001.urban_management",
-    "co_departments": [],
-    "coordinating_centre": "centre:510104001",
-    "escalation_chain": ["510104001", "510104", "510100"],
-    "reasons": [
-        {
-            "rule": "lowest_capable_level",
-            "detail": "manhole_cover_missing is handled from the small loop up",
-        },
-        {"rule": "lead_department", "detail": "urban_management: 510104001.urban_management"},
-    ],
-    "topology_version": "chengdu-2024.1",
-}
+ASSIGNMENT_EXAMPLE: dict[str, Any] = example_of(Assignment)
+"""How the example case is routed: the contract's own example."""
 
 CASE_SUMMARY_EXAMPLE: dict[str, Any] = {
     "case_id": CASE_ID_EXAMPLE,

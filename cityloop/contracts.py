@@ -304,7 +304,32 @@ class CloudEvent(Contract):
     """The wire envelope: CloudEvents 1.0, structured JSON mode. `source` + `id` is the
     idempotency key."""
 
-    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
+    model_config = ConfigDict(
+        frozen=True,
+        extra="allow",
+        populate_by_name=True,
+        json_schema_extra={
+            # the example story's first step: this work order opens the example case
+            "examples": [
+                {
+                    "specversion": "1.0",
+                    "id": "WO-20261122-000123",
+                    "source": "/12345/chengdu",
+                    "type": EVENT_TYPES[Source.HOTLINE],
+                    "time": "2026-11-22T08:15:00+08:00",
+                    "data": {
+                        "order_id": "WO-20261122-000123",
+                        "received_at": "2026-11-22T08:15:00+08:00",
+                        "title": "下水道井盖丢失",
+                        "text": "春熙路口井盖不见了，很危险",
+                        "area_code": "510104001",
+                        "caller_name": "张三",
+                        "caller_phone": "13812345678",
+                    },
+                }
+            ]
+        },
+    )
 
     specversion: Literal["1.0"]
     id: ShortText
@@ -325,6 +350,16 @@ class CloudEvent(Contract):
 
 class CallerContact(Contract):
     """Personal data of a hotline caller."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # the example work order's caller, as a duty officer sees it and as others do
+            "examples": [
+                {"name": "张三", "phone": "13812345678"},
+                {"name": "张*", "phone": "138****5678"},
+            ]
+        }
+    )
 
     name: str | None = None
     phone: str | None = None
@@ -405,12 +440,50 @@ class ReportSummary(Contract):
 class RoutingReason(Contract):
     """One step of a routing decision and why it was taken."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rule": "lowest_capable_level",
+                    "detail": "manhole_cover_missing is handled from the small loop up",
+                }
+            ]
+        }
+    )
+
     rule: str
     detail: str = ""
 
 
 class Assignment(Contract):
     """Who handles a case, at which loop, and where it goes next."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            # how the bundled Chengdu topology routes the example work order's case
+            "examples": [
+                {
+                    "loop": "small",
+                    "handling_area": "510104001",
+                    "lead_department": "510104001.urban_management",
+                    "co_departments": [],
+                    "coordinating_centre": "centre:510104001",
+                    "escalation_chain": ["510104001", "510104", "510100"],
+                    "reasons": [
+                        {
+                            "rule": "lowest_capable_level",
+                            "detail": "manhole_cover_missing is handled from the small loop up",
+                        },
+                        {
+                            "rule": "lead_department",
+                            "detail": "urban_management: 510104001.urban_management",
+                        },
+                    ],
+                    "topology_version": "chengdu-2024.1",
+                }
+            ]
+        }
+    )
 
     loop: Loop
     handling_area: str

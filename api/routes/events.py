@@ -22,8 +22,16 @@ from api.schemas import (
     BatchProblem,
     BatchProblemResponse,
     EventAccepted,
+    example_of,
 )
-from cityloop.contracts import EVENT_TYPES, DeadLetter, DeadLetterReason, Incident, Source
+from cityloop.contracts import (
+    EVENT_TYPES,
+    CloudEvent,
+    DeadLetter,
+    DeadLetterReason,
+    Incident,
+    Source,
+)
 from cityloop.settings import Settings
 from handlers.access import Denied, Principal, check_may_publish
 from handlers.intake import Accepted, take_in
@@ -33,22 +41,8 @@ from topology import Topology
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1/events", tags=["ingest"], responses=problems(401, 422))
 
-HOTLINE_EVENT_EXAMPLE = {
-    "specversion": "1.0",
-    "id": "WO-20261122-000123",
-    "source": "/12345/chengdu",
-    "type": EVENT_TYPES[Source.HOTLINE],
-    "time": "2026-11-22T08:15:00+08:00",
-    "data": {
-        "order_id": "WO-20261122-000123",
-        "received_at": "2026-11-22T08:15:00+08:00",
-        "title": "下水道井盖丢失",
-        "text": "春熙路口井盖不见了，很危险",
-        "area_code": "510104001",
-        "caller_name": "张三",
-        "caller_phone": "13812345678",
-    },
-}
+HOTLINE_EVENT_EXAMPLE: dict[str, Any] = example_of(CloudEvent)
+"""The example story's first step (the contract's own example): it opens the example case."""
 
 CLOUDEVENT_BODY = {
     "requestBody": {
