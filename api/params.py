@@ -7,7 +7,9 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, AwareDatetime, StringConstraints
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StringConstraints
+
+from cityloop.contracts import written_time
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 """Identifiers and codes are printable text: PostgreSQL cannot hold a NUL, and no code has a
@@ -36,8 +38,9 @@ def representable(moment: datetime) -> datetime:
     return moment
 
 
-Moment = Annotated[AwareDatetime, AfterValidator(representable)]
-"""An ISO 8601 time with its offset (`2026-11-22T08:15:00+08:00`)."""
+Moment = Annotated[AwareDatetime, BeforeValidator(written_time), AfterValidator(representable)]
+"""An ISO 8601 time with its offset (`2026-11-22T08:15:00+08:00`); never a number (pydantic
+alone would take `1764000000` as seconds since 1970)."""
 
 
 def is_code(text: str) -> bool:

@@ -12,6 +12,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
@@ -94,7 +95,27 @@ def _not_before_2000(value: datetime) -> datetime:
     return value
 
 
-EventTime = Annotated[AwareDatetime, Field(description="ISO 8601 with a UTC offset")]
+WRITTEN_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def written_time(value: object) -> object:
+    """A time from outside is ISO 8601 text (or a datetime already made), never a number:
+    pydantic would read 1764000000, or "1764000000", as seconds since 1970, which is not what a
+    system that sent a number meant. Text that starts with a date goes on to be parsed as
+    before."""
+    if isinstance(value, datetime) or (isinstance(value, str) and WRITTEN_DATE.match(value)):
+        return value
+    raise ValueError(
+        "a time is ISO 8601 text with its UTC offset (2026-11-22T08:15:00+08:00); "
+        "numbers are not taken as times"
+    )
+
+
+EventTime = Annotated[
+    AwareDatetime,
+    BeforeValidator(written_time),
+    Field(description="ISO 8601 with a UTC offset"),
+]
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 

@@ -349,6 +349,24 @@ def test_known_things_answer_as_documented(seeded: Seeded) -> None:
             "invalid_request",
             "query.opened_since",
         ),
+        # a number is not a time (pydantic alone reads it as seconds since 1970)
+        (
+            "GET",
+            "/v1/cases",
+            {"params": {"opened_since": "1764000000"}},
+            422,
+            "invalid_request",
+            "query.opened_since",
+        ),
+        (
+            "GET",
+            "/v1/cases",
+            {"params": {"overdue": "true", "as_of": "1764000000.5"}},
+            422,
+            "invalid_request",
+            "query.as_of",
+        ),
+        ("GET", "/v1/stats", {"params": {"since": "0"}}, 422, "invalid_request", "query.since"),
         ("GET", "/v1/cases/CL-1%00", {}, 422, "invalid_request", "path.case_id"),
         ("GET", "/v1/stats", {"params": {"until": "1900-01-02T00:00:00Z"}}, 200, None, None),
         # positions are the read model's INTEGERs; `²` is a digit to `isdigit`, not to `int`

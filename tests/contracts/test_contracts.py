@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
@@ -74,6 +74,11 @@ def test_valid_payload_validates(source: Source) -> None:
         (HotlineWorkOrder, {**HOTLINE, "received_at": "yesterday"}, "received_at"),
         (HotlineWorkOrder, {**HOTLINE, "received_at": "2026-11-22T08:00:00"}, "received_at"),
         (HotlineWorkOrder, {**HOTLINE, "received_at": "1999-12-31T23:00:00+00:00"}, "received_at"),
+        # pydantic alone reads a number, or digits, as seconds since 1970
+        (HotlineWorkOrder, {**HOTLINE, "received_at": 1764000000}, "received_at"),
+        (HotlineWorkOrder, {**HOTLINE, "received_at": "1764000000"}, "received_at"),
+        (IoTAlarm, {**IOT, "raised_at": 1764000000.5}, "raised_at"),
+        (GridReport, {**GRID, "reported_at": True}, "reported_at"),
         (HotlineWorkOrder, {**HOTLINE, "caller_phone": "call me maybe"}, "caller_phone"),
         (HotlineWorkOrder, {**HOTLINE, "area_code": "ABC"}, "area_code"),
         (HotlineWorkOrder, {**HOTLINE, "title": ""}, "title"),
@@ -116,6 +121,42 @@ def test_cloudevent_envelope_and_idempotency_key() -> None:
         CloudEvent.model_validate({**event.model_dump(), "specversion": "0.3"})
     with pytest.raises(ValidationError, match="data"):
         CloudEvent.model_validate({k: v for k, v in event.model_dump().items() if k != "data"})
+
+
+@pytest.mark.parametrize("time", [1764000000, 1764000000.25, "1764000000"])
+def test_a_number_is_not_an_event_time(time: Any) -> None:
+    document = {"specversion": "1.0", "id": "A", "source": "/x", "type": "t", "data": {}}
+    for parse in (
+        lambda: CloudEvent.model_validate({**document, "time": time}),
+        lambda: CloudEvent.model_validate_json(json.dumps({**document, "time": time})),
+    ):
+        with pytest.raises(ValidationError, match="numbers are not taken as times") as caught:
+            parse()
+        assert describe_validation_error(caught.value).startswith("time: ")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-11-22T08:15:00+08:00",
+        "2026-11-22T00:15:03Z",
+        "2026-11-22 08:15:00.123456-05:30",
+        "2026-11-22T08:15+08:00",
+    ],
+)
+def test_written_times_read_as_pydantic_reads_them(text: str) -> None:
+    """The refusal of numbers changes nothing for text: the same instant, the same offset."""
+    plain = TypeAdapter(AwareDatetime).validate_python(text)
+    document = {"specversion": "1.0", "id": "A", "source": "/x", "type": "t", "data": {}}
+    for event in (
+        CloudEvent.model_validate({**document, "time": text}),
+        CloudEvent.model_validate_json(json.dumps({**document, "time": text})),
+    ):
+        assert event.time == plain and event.time.utcoffset() == plain.utcoffset()
+        assert (
+            event.model_dump_json()
+            == CloudEvent.model_validate({**document, "time": plain}).model_dump_json()
+        )
 
 
 def test_case_event_union_round_trips_by_type() -> None:
