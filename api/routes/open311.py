@@ -6,22 +6,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Request, Response, status
+from fastapi import APIRouter, Form, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import defer
 from starlette.exceptions import HTTPException
 
 from api.db import CaseRow, ReportRow
 from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
 from api.metrics import Metrics
-from api.params import MAX_CODE_LENGTH, PRINTABLE
-from api.routes.cases import case_in_scope
+from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
+from api.routes.cases import case_in_scope, visible_cases
 from api.routes.events import admit, may_publish, publish, refusal
 from api.schemas import (
     OPEN311_REQUEST_ID_EXAMPLE,
@@ -48,6 +49,15 @@ SERVICE_NOTICE = "received; its status is at requests/{id}.json once a case is o
 
 MAX_MERGE_HOPS = 8
 """How far a merged case is followed to the case that absorbed it."""
+
+SEARCH_SPAN = timedelta(days=90)
+"""GeoReport v2: a search covers at most 90 days of requested_datetime, by default the last 90."""
+
+MAX_SEARCH_RESULTS = 1000
+"""GeoReport v2 asks servers to keep a search's answer to 1,000 requests at most."""
+
+MAX_SEARCH_IDS = 200
+"""service_request_id values one search may name."""
 
 CONTRACT_FIELDS = {
     "data.caller_name": "first_name/last_name",
@@ -432,3 +442,138 @@ async def get_request(
             raise _not_found(service_request_id) from None
     summary = ReportSummary.model_validate(report.body)
     return [service_request(service_request_id, summary, case, topology)]
+
+
+def comma_list(text: str | None) -> list[str]:
+    """A GeoReport v2 list parameter: values comma delimited (spaces around them tolerated)."""
+    return [value.strip() for value in (text or "").split(",") if value.strip()]
+
+
+def search_period(
+    start_date: datetime | None, end_date: datetime | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The requested_datetime range of a search: at most 90 days; the last 90 by default, or
+    the 90 days after a start or before an end that comes alone."""
+    if start_date is not None and end_date is not None:
+        if end_date < start_date:
+            raise _bad_request("end_date: before start_date")
+        if end_date - start_date > SEARCH_SPAN:
+            raise _bad_request("start_date to end_date: a search spans at most 90 days")
+        return start_date, end_date
+    if start_date is not None:
+        try:
+            return start_date, start_date + SEARCH_SPAN
+        except OverflowError:  # 90 days after it is past the last time there is
+            return start_date, datetime.max.replace(tzinfo=UTC)
+    end = end_date or now
+    return end - SEARCH_SPAN, end
+
+
+@router.get(
+    "/requests.json",
+    response_model=list[Open311ServiceRequest],
+    summary="Search service requests",
+    responses={
+        **ERRORS,
+        200: answers([example_of(Open311ServiceRequest)]),
+    },
+)
+async def search_requests(
+    session: SessionDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+    service_request_id: Annotated[
+        str | None,
+        Query(
+            description="request ids, comma delimited; when given, every other filter is "
+            f"ignored (at most {MAX_SEARCH_IDS})",
+            examples=[OPEN311_REQUEST_ID_EXAMPLE],
+            pattern=PRINTABLE,
+            max_length=MAX_SEARCH_IDS * (MAX_CODE_LENGTH + 1),
+        ),
+    ] = None,
+    service_code: Annotated[
+        str | None,
+        Query(
+            description="service codes, comma delimited; default: every service",
+            examples=["pothole,garbage_exposed"],
+            pattern=PRINTABLE,
+            max_length=MAX_SEARCH_IDS * (MAX_CODE_LENGTH + 1),
+        ),
+    ] = None,
+    start_date: Annotated[
+        Moment | None,
+        Query(
+            description="earliest requested_datetime to include (ISO 8601 with its offset)",
+            examples=["2026-11-22T00:00:00+08:00"],
+        ),
+    ] = None,
+    end_date: Annotated[
+        Moment | None,
+        Query(
+            description="latest requested_datetime to include; at most 90 days after start_date",
+            examples=["2026-11-23T00:00:00+08:00"],
+        ),
+    ] = None,
+    request_status: Annotated[
+        str | None,
+        Query(
+            alias="status",
+            description="open, closed, or both comma delimited; default: both",
+            examples=["open"],
+            pattern=r"^(open|closed)(,(open|closed))*$",
+        ),
+    ] = None,
+) -> list[Open311ServiceRequest]:
+    """GeoReport v2's search, newest request first, at most 1,000. `service_request_id` names
+    requests outright and overrides every other filter; otherwise `service_code`, `status`
+    and a range of `requested_datetime` (`start_date`…`end_date`, both included, at most 90
+    days; by default the last 90 days) narrow the search.
+
+    Who sees what is as for one request: hotline publishers every request posted here;
+    departments, duty officers and auditors only those whose case they may see — the others
+    are simply not in the answer. A request appears once the worker has put it on a case; a
+    request whose case was merged appears with the case it joined."""
+    if principal.role is Role.PUBLISHER:
+        may_publish(principal, Source.HOTLINE)
+    prefix = f"{OPEN311_EVENT_SOURCE}|"
+    query = (
+        select(ReportRow, CaseRow)
+        .join(CaseRow, CaseRow.case_id == ReportRow.case_id)
+        .options(defer(CaseRow.state))
+        # a merged case's reports are on the case it joined too: shown there, once
+        .where(CaseRow.status != CaseStatus.MERGED.value)
+    )
+    if principal.role is not Role.PUBLISHER:
+        query = visible_cases(query, principal, topology.city)
+    ids = comma_list(service_request_id)
+    if service_request_id is not None and ids:
+        if len(ids) > MAX_SEARCH_IDS:
+            raise _bad_request(f"service_request_id: at most {MAX_SEARCH_IDS} at once")
+        query = query.where(ReportRow.idempotency_key.in_([prefix + id_ for id_ in ids]))
+    else:
+        query = query.where(ReportRow.idempotency_key.startswith(prefix, autoescape=True))
+        codes = comma_list(service_code)
+        unknown = [code for code in codes if topology.category(code) is None]
+        if unknown:
+            raise _bad_request(f"service_code: no service {unknown[0]!r}; see services.json")
+        if codes:
+            query = query.where(ReportRow.category_code.in_(codes))
+        start, end = search_period(start_date, end_date, datetime.now(UTC))
+        query = query.where(ReportRow.occurred_at >= start, ReportRow.occurred_at <= end)
+        wanted = set(comma_list(request_status))
+        closed = [case_status.value for case_status in CLOSED_STATUSES]
+        if wanted == {"open"}:
+            query = query.where(CaseRow.status.not_in(closed))
+        elif wanted == {"closed"}:
+            query = query.where(CaseRow.status.in_(closed))
+    query = query.order_by(ReportRow.occurred_at.desc(), ReportRow.idempotency_key.desc()).limit(
+        MAX_SEARCH_RESULTS
+    )
+    found: dict[str, Open311ServiceRequest] = {}
+    for report, case in (await session.execute(query)).tuples():
+        request_id = report.idempotency_key.removeprefix(prefix)
+        if request_id not in found:
+            summary = ReportSummary.model_validate(report.body)
+            found[request_id] = service_request(request_id, summary, case, topology)
+    return list(found.values())

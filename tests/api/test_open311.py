@@ -3,6 +3,8 @@ request becomes a hotline case whose status reads open, then closed once resolve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -10,7 +12,7 @@ import pytest
 
 from api.routes.open311 import OPEN311_EVENT_SOURCE
 from tests.api.test_actions import act, outcome
-from tests.conftest import RunningSystem, bearer
+from tests.conftest import RunningSystem, bearer, start_system, stop_system
 from tests.streams.test_pipeline import cases_with_report, wait_for
 from topology import load_topology, tiny_topology_path
 
@@ -144,3 +146,150 @@ def test_refusals_are_in_open311_format(system: RunningSystem) -> None:
 
     never = status_of(system, "O311-0000")
     assert never.status_code == 404 and never.json()[0]["code"] == 404
+
+
+# --- search: GET requests.json -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def own_system(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSystem]:
+    """A system of its own: a search answers exact sets only where every request is ours."""
+    running = start_system(kafka_bootstrap, tmp_path_factory.mktemp("open311_search"))
+    yield running
+    stop_system(running)
+
+
+def search(
+    system: RunningSystem,
+    params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    return httpx.get(
+        f"{system.api_url}/open311/v2/requests.json",
+        params=params,
+        headers=bearer("publisher", "hotline") if headers is None else headers,
+        timeout=10,
+    )
+
+
+def ids(response: httpx.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [found["service_request_id"] for found in response.json()]
+
+
+# three requests of three families (never one case), in two districts
+PLACED = (
+    {"service_code": "pothole", "address_id": "510104002001"},  # 望江社区, 锦江区
+    {"service_code": "noise", "address_id": "510105001001"},  # 浣花社区, 青羊区
+    {"service_code": "garbage_exposed", "address_id": "510104001002"},  # 东大社区, 锦江区
+)
+
+
+def test_search_by_id_service_status_and_date_within_the_callers_scope(
+    own_system: RunningSystem,
+) -> None:
+    system = own_system
+    made = []
+    for n, place in enumerate(PLACED):
+        created = create(system, {**place, "description": f"第{n}个请求", **CALLER})
+        assert created.status_code == 200, created.text
+        made.append(created.json()[0]["service_request_id"])
+    pothole, noise, garbage = made
+    for request_id in made:
+        assert wait_for(lambda r=request_id: status_of(system, r).status_code == 200), system.log(
+            "worker"
+        )[-3000:]
+
+    everything = search(system)
+    assert ids(everything) == [garbage, noise, pothole]  # newest first
+    for personal in ("王", "芳", "13800001003", "个请求"):
+        assert personal not in everything.text
+    singles = [status_of(system, request_id).json()[0] for request_id in reversed(made)]
+    assert everything.json() == singles  # each as GET requests/{id}.json has it
+    requested = {found["service_request_id"]: found["requested_datetime"] for found in singles}
+
+    assert ids(search(system, {"service_code": "pothole,noise"})) == [noise, pothole]
+    assert ids(search(system, {"service_code": "garbage_exposed"})) == [garbage]
+    assert ids(search(system, {"status": "open"})) == [garbage, noise, pothole]
+    assert ids(search(system, {"status": "closed"})) == []
+
+    (case,) = cases_with_report(system, f"{OPEN311_EVENT_SOURCE}|{pothole}")
+    department = bearer("department", case["lead_department"])
+    steps: list[dict[str, object]] = [{"type": "accept"}, {"type": "resolve", "resolution": "x"}]
+    for action in steps:
+        applied = outcome(system, act(system, case["case_id"], action, department), department)
+        assert applied["state"] == "applied", applied
+    assert wait_for(lambda: ids(search(system, {"status": "closed"})) == [pothole], 15)
+    assert ids(search(system, {"status": "open"})) == [garbage, noise]
+    assert ids(search(system, {"status": "open,closed"})) == [garbage, noise, pothole]
+
+    # ids override every other filter; an id with no request is simply not in the answer
+    by_id = {
+        "service_request_id": f"{pothole}, {noise},O311-none",
+        "status": "open",
+        "service_code": "garbage_exposed",
+        "start_date": "2099-01-01T00:00:00Z",
+    }
+    assert ids(search(system, by_id)) == [noise, pothole]
+
+    # a range of requested_datetime, both ends included; alone, a start or an end covers 90 days
+    middle = requested[noise]
+    assert ids(search(system, {"start_date": middle})) == [garbage, noise]
+    assert ids(search(system, {"end_date": middle})) == [noise, pothole]
+    assert ids(search(system, {"start_date": middle, "end_date": middle})) == [noise]
+    long_ago = (datetime.now(UTC) - timedelta(days=91)).isoformat()
+    assert ids(search(system, {"start_date": long_ago})) == []  # its 90 days ended before
+    assert ids(search(system, {"end_date": long_ago})) == []
+
+    # what each caller may see, as for one request; never a hint of the others
+    officer = bearer("duty_officer", "510104")
+    assert ids(search(system, headers=officer)) == [garbage, pothole]
+    assert ids(search(system, headers=bearer("duty_officer", "510105"))) == [noise]
+    assert ids(search(system, headers=bearer())) == [garbage, noise, pothole]
+    assert ids(search(system, headers=bearer("auditor", ""))) == [garbage, noise, pothole]
+    assert ids(search(system, headers=department)) == [pothole]
+    elsewhere = search(system, headers=bearer("department", "510105002.police"))
+    assert ids(elsewhere) == []
+    assert "13800001003" not in search(system, headers=officer).text  # no personal data at all
+
+
+@pytest.mark.parametrize(
+    ("params", "headers", "code", "words"),
+    [
+        ({"status": "pending"}, None, 400, "status"),
+        ({"service_code": "pothole,teleport"}, None, 400, "no service 'teleport'"),
+        ({"start_date": "1764000000"}, None, 400, "numbers are not taken as times"),
+        ({"end_date": "2026-11-22T08:00:00"}, None, 400, "end_date"),
+        (
+            {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"},
+            None,
+            400,
+            "at most 90 days",
+        ),
+        (
+            {"start_date": "2026-06-01T00:00:00Z", "end_date": "2026-01-01T00:00:00Z"},
+            None,
+            400,
+            "before start_date",
+        ),
+        ({"start_date": "9999-12-31T00:00:00Z"}, None, 200, ""),  # its 90 days end with time
+        ({}, {}, 401, ""),
+        ({}, bearer("publisher", "iot"), 403, ""),
+    ],
+)
+def test_search_refusals_are_in_open311_format(
+    system: RunningSystem,
+    params: dict[str, str],
+    headers: dict[str, str] | None,
+    code: int,
+    words: str,
+) -> None:
+    response = search(system, params, headers)
+    assert response.status_code == code, response.text
+    if code == 200:
+        assert response.json() == []
+        return
+    (problem,) = response.json()
+    assert problem["code"] == code and words in problem["description"]
