@@ -27,7 +27,9 @@ class CaseBook:
 
     def __init__(self) -> None:
         self.cases: dict[str, CaseState] = {}
-        self._seen: dict[str, tuple[str, set[Origin], str]] = {}
+        # idempotency key -> (case id, where its records were read, content digest); plain
+        # tuples of strings and ints, which the garbage collector stops tracking
+        self._seen: dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]] = {}
         self._open: dict[str, set[str]] = defaultdict(set)
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
@@ -90,9 +92,14 @@ class CaseBook:
             self._open[state.correlation_key].discard(state.case_id)
 
     def _remember(self, key: str, case_id: str, origin: Origin | None, digest: str = "") -> None:
-        known = self._seen.setdefault(key, (case_id, set(), digest))
+        known = self._seen.get(key)
+        if known is None:
+            known = (case_id, (), digest)
         if origin is not None:
-            known[1].add(origin)
+            where = (origin.topic, origin.partition, origin.offset)
+            if where not in known[1]:
+                known = (known[0], (*known[1], where), known[2])
+        self._seen[key] = known
 
     # --- what decisions ask ----------------------------------------------------------------
 
@@ -103,7 +110,11 @@ class CaseBook:
         if known is None:
             return None
         case_id, origins, digest = known
-        echo = origin if origin is not None and origin in origins else None
+        echo = (
+            origin
+            if origin is not None and (origin.topic, origin.partition, origin.offset) in origins
+            else None
+        )
         return SeenReport(case_id, echo, digest)
 
     def correlate(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -69,8 +71,9 @@ OPEN_STATUSES = frozenset(
 """Statuses in which a case still takes new reports and runs deadlines."""
 
 
-class CaseState(BaseModel):
-    """What a case is now; never stored as truth, always derivable from its events."""
+class CaseDocument(BaseModel):
+    """A case state as a JSON document: the shape the read model stores (`CaseRow.state`) and
+    the audit compares. The live state is `CaseState`; this model only reads and writes it."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -106,6 +109,253 @@ class CaseState(BaseModel):
     merged_into: str | None = None
     cleared_devices: tuple[str, ...] = ()
 
+
+StoredReport = tuple[str, str, bytes]
+"""A report as a case state keeps it: (idempotency key, source, its wire JSON). A plain tuple of
+strings and bytes, which the garbage collector stops tracking (it untracks exact tuples of
+untracked items, not named tuples): a storm's thousands of reports are not rescanned at every
+full collection, and each weighs its JSON rather than a tree of models."""
+
+
+def _stored(report: ReportSummary) -> StoredReport:
+    return (report.idempotency_key, report.source.value, _report_json(report))
+
+
+def _summary(stored: StoredReport) -> ReportSummary:
+    return ReportSummary.model_validate_json(stored[2])
+
+
+_report_json = ReportSummary.__pydantic_serializer__.to_json  # = model_dump_json().encode()
+
+
+class CaseState:
+    """What a case is now; never stored as truth, always derivable from its events.
+
+    A plain slotted object rather than a pydantic model: a case moves with every report, and
+    validating or copying a 31-field model per event was the largest cost of a decision. It is
+    used as a value all the same: `apply` returns a new state and leaves its argument alone, and
+    only an `EventWriter` changes a state, the copy it made for its own decision.
+
+    The reports sit in an append-only log (`StoredReport`) that a state shares with the
+    states after it (each sees its first `report_count`), so the 5,000th report on a storm case
+    costs what the first did, and each is kept as its JSON rather than as a tree of models.
+    `reports` reads them back. `model_dump` / `model_validate` read and write the stored JSON
+    document (`CaseDocument`)."""
+
+    __slots__ = (
+        "case_id",
+        "version",
+        "status",
+        "category_code",
+        "title",
+        "severity",
+        "area_codes",
+        "location",
+        "location_precise",
+        "correlation_key",
+        "lead",
+        "opened_at",
+        "updated_at",
+        "last_report_at",
+        "assignment",
+        "accept_deadline",
+        "resolve_deadline",
+        "accepted_at",
+        "resolved_at",
+        "accept_missed",
+        "resolve_missed",
+        "closed_at",
+        "duplicates",
+        "pending_extension_minutes",
+        "escalations",
+        "returns",
+        "reopens",
+        "supervision_notices",
+        "merged_into",
+        "cleared_devices",
+        "_reports",
+        "report_count",
+        "first_reported_at",
+        "device_id",
+    )
+
+    case_id: str
+    version: int
+    status: CaseStatus
+    category_code: str
+    title: str
+    severity: Severity | None
+    area_codes: list[str]
+    location: GeoPoint | None
+    location_precise: bool
+    correlation_key: str
+    lead: bool
+    opened_at: datetime
+    updated_at: datetime
+    last_report_at: datetime
+    assignment: Assignment | None
+    accept_deadline: datetime | None
+    resolve_deadline: datetime | None
+    accepted_at: datetime | None
+    resolved_at: datetime | None
+    accept_missed: bool  # a deadline was missed at least once: what assessment counts
+    resolve_missed: bool
+    closed_at: datetime | None
+    duplicates: int
+    pending_extension_minutes: int | None
+    escalations: int
+    returns: int
+    reopens: int
+    supervision_notices: int
+    merged_into: str | None
+    cleared_devices: tuple[str, ...]
+    _reports: list[StoredReport]
+    report_count: int
+    """How many of the shared log's reports are this state's."""
+    first_reported_at: datetime
+    """When the first report happened (the start of the correlation window)."""
+    device_id: str | None
+    """The device whose alarm opened the case, if one did."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        version: int,
+        status: CaseStatus,
+        category_code: str,
+        title: str,
+        severity: Severity | None,
+        area_codes: list[str],
+        location: GeoPoint | None,
+        location_precise: bool = True,
+        correlation_key: str,
+        lead: bool = False,
+        opened_at: datetime,
+        updated_at: datetime,
+        last_report_at: datetime,
+        assignment: Assignment | None = None,
+        accept_deadline: datetime | None = None,
+        resolve_deadline: datetime | None = None,
+        accepted_at: datetime | None = None,
+        resolved_at: datetime | None = None,
+        accept_missed: bool = False,
+        resolve_missed: bool = False,
+        closed_at: datetime | None = None,
+        reports: Iterable[ReportSummary] = (),
+        duplicates: int = 0,
+        pending_extension_minutes: int | None = None,
+        escalations: int = 0,
+        returns: int = 0,
+        reopens: int = 0,
+        supervision_notices: int = 0,
+        merged_into: str | None = None,
+        cleared_devices: tuple[str, ...] = (),
+    ) -> None:
+        self.case_id = case_id
+        self.version = version
+        self.status = status
+        self.category_code = category_code
+        self.title = title
+        self.severity = severity
+        self.area_codes = area_codes
+        self.location = location
+        self.location_precise = location_precise
+        self.correlation_key = correlation_key
+        self.lead = lead
+        self.opened_at = opened_at
+        self.updated_at = updated_at
+        self.last_report_at = last_report_at
+        self.assignment = assignment
+        self.accept_deadline = accept_deadline
+        self.resolve_deadline = resolve_deadline
+        self.accepted_at = accepted_at
+        self.resolved_at = resolved_at
+        self.accept_missed = accept_missed
+        self.resolve_missed = resolve_missed
+        self.closed_at = closed_at
+        self.duplicates = duplicates
+        self.pending_extension_minutes = pending_extension_minutes
+        self.escalations = escalations
+        self.returns = returns
+        self.reopens = reopens
+        self.supervision_notices = supervision_notices
+        self.merged_into = merged_into
+        self.cleared_devices = cleared_devices
+        self._reports = []
+        self.report_count = 0
+        self.first_reported_at = opened_at
+        self.device_id = None
+        for report in reports:
+            self.add_report(report)
+
+    def copy(self) -> CaseState:
+        """The same state as a new object (the report log shared), for a writer to move on."""
+        twin = _new_state(CaseState)
+        twin.case_id = self.case_id
+        twin.version = self.version
+        twin.status = self.status
+        twin.category_code = self.category_code
+        twin.title = self.title
+        twin.severity = self.severity
+        twin.area_codes = self.area_codes
+        twin.location = self.location
+        twin.location_precise = self.location_precise
+        twin.correlation_key = self.correlation_key
+        twin.lead = self.lead
+        twin.opened_at = self.opened_at
+        twin.updated_at = self.updated_at
+        twin.last_report_at = self.last_report_at
+        twin.assignment = self.assignment
+        twin.accept_deadline = self.accept_deadline
+        twin.resolve_deadline = self.resolve_deadline
+        twin.accepted_at = self.accepted_at
+        twin.resolved_at = self.resolved_at
+        twin.accept_missed = self.accept_missed
+        twin.resolve_missed = self.resolve_missed
+        twin.closed_at = self.closed_at
+        twin.duplicates = self.duplicates
+        twin.pending_extension_minutes = self.pending_extension_minutes
+        twin.escalations = self.escalations
+        twin.returns = self.returns
+        twin.reopens = self.reopens
+        twin.supervision_notices = self.supervision_notices
+        twin.merged_into = self.merged_into
+        twin.cleared_devices = self.cleared_devices
+        twin._reports = self._reports
+        twin.report_count = self.report_count
+        twin.first_reported_at = self.first_reported_at
+        twin.device_id = self.device_id
+        return twin
+
+    def replace(self, **changes: Any) -> CaseState:
+        """A copy with some fields changed (for tests and tools; decisions go through events)."""
+        fields = self.fields()
+        fields.update(changes)
+        return CaseState(**fields)
+
+    def add_report(self, report: ReportSummary) -> None:
+        """Append a report. The log is shared with earlier states, which see only their own
+        prefix; if a later state (a decision given up) appended past this one, fork it."""
+        log = self._reports
+        if len(log) != self.report_count:
+            log = self._reports = log[: self.report_count]
+        if not log:
+            self.first_reported_at = report.occurred_at
+            self.device_id = report.device_id
+        log.append(_stored(report))
+        self.report_count += 1
+
+    def stored_reports(self) -> list[StoredReport]:
+        log = self._reports
+        return log if len(log) == self.report_count else log[: self.report_count]
+
+    @property
+    def reports(self) -> tuple[ReportSummary, ...]:
+        """Every report, first to last, read back from the log (O(reports): the hot paths use
+        `report_count`, `first_reported_at` and `device_id`)."""
+        return tuple(_summary(stored) for stored in self.stored_reports())
+
     @property
     def loop(self) -> Loop | None:
         return self.assignment.loop if self.assignment else None
@@ -116,16 +366,57 @@ class CaseState(BaseModel):
 
     @property
     def report_keys(self) -> tuple[str, ...]:
-        return tuple(report.idempotency_key for report in self.reports)
+        return tuple(stored[0] for stored in self.stored_reports())
 
     @property
     def sources(self) -> frozenset[Source]:
-        return frozenset(report.source for report in self.reports)
+        return frozenset(Source(stored[1]) for stored in self.stored_reports())
 
-    @property
-    def device_id(self) -> str | None:
-        """The device whose alarm opened the case, if one did."""
-        return self.reports[0].device_id if self.reports else None
+    def fields(self) -> dict[str, Any]:
+        """Every field by name, as `CaseDocument` has them (the reports read back)."""
+        fields = {name: getattr(self, name) for name in _DOCUMENT_FIELDS}
+        fields["reports"] = self.reports
+        return fields
+
+    def model_dump(self, *, mode: str = "python") -> dict[str, Any]:
+        """The state as the read model stores it (`mode="json"`): `CaseDocument`'s dump."""
+        if mode != "json":
+            return CaseDocument.model_validate(self.fields()).model_dump(mode=mode)
+        # each report is JSON already: parse it rather than rebuild and re-serialise its model
+        others = {name: getattr(self, name) for name in _DOCUMENT_FIELDS}
+        dumped = CaseDocument.model_validate(others).model_dump(mode="json")
+        reports = [json.loads(stored[2]) for stored in self.stored_reports()]
+        return {name: reports if name == "reports" else dumped[name] for name in dumped}
+
+    @classmethod
+    def model_validate(cls, document: Mapping[str, Any] | CaseDocument) -> CaseState:
+        """A state from a stored document (as `model_dump` wrote it) or a `CaseDocument`."""
+        parsed = (
+            document
+            if isinstance(document, CaseDocument)
+            else CaseDocument.model_validate(document)
+        )
+        return cls(**{name: getattr(parsed, name) for name in CaseDocument.model_fields})
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CaseState):
+            return NotImplemented
+        return (
+            all(getattr(self, name) == getattr(other, name) for name in _DOCUMENT_FIELDS)
+            and self.stored_reports() == other.stored_reports()
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # a value, but one that a writer moves
+
+    def __repr__(self) -> str:
+        return (
+            f"CaseState(case_id={self.case_id!r}, version={self.version}, "
+            f"status={self.status.value}, reports={self.report_count})"
+        )
+
+
+_new_state = object.__new__
+_DOCUMENT_FIELDS = tuple(name for name in CaseDocument.model_fields if name != "reports")
 
 
 def report_of(event: CaseEvent) -> ReportSummary | None:
@@ -165,122 +456,117 @@ def _after(moment: datetime, deadline: datetime | None) -> bool:
     return deadline is not None and moment > deadline
 
 
-def _changes(state: CaseState, event: CaseEvent) -> dict[str, object]:
-    """What one event changes, beyond version and time."""
+def _advance(state: CaseState, event: CaseEvent) -> None:
+    """Fold one event into `state`, in place: what it changes, then version and time."""
     match event:
         case CaseDispatched():
-            changes: dict[str, object] = {
-                "assignment": event.assignment,
-                "accept_deadline": event.accept_deadline,
-                "resolve_deadline": event.resolve_deadline,
-            }
+            state.assignment = event.assignment
+            state.accept_deadline = event.accept_deadline
+            state.resolve_deadline = event.resolve_deadline
             if not state.lead:
-                changes["status"] = CaseStatus.DISPATCHED
-            return changes
+                state.status = CaseStatus.DISPATCHED
         case ReportAttached():
-            cleared = state.cleared_devices
-            if event.report.cleared and event.report.device_id:
-                cleared = (*cleared, event.report.device_id)
-            return {
-                "reports": (*state.reports, event.report),
-                "cleared_devices": cleared,
-                "last_report_at": max(state.last_report_at, event.report.occurred_at),
-            }
+            report = event.report
+            if report.cleared and report.device_id:
+                state.cleared_devices = (*state.cleared_devices, report.device_id)
+            state.add_report(report)
+            state.last_report_at = max(state.last_report_at, report.occurred_at)
         case DuplicateReceived():
-            return {"duplicates": state.duplicates + 1}
+            state.duplicates += 1
         case LeadConfirmed():
-            return {"lead": False, "status": CaseStatus.DISPATCHED}
+            state.lead = False
+            state.status = CaseStatus.DISPATCHED
         case LeadRejected():
-            return {"status": CaseStatus.CLOSED, "closed_at": event.occurred_at}
+            state.status = CaseStatus.CLOSED
+            state.closed_at = event.occurred_at
         case CaseAccepted():
-            return {
-                "status": CaseStatus.ACCEPTED,
-                "accepted_at": event.occurred_at,
-                "accept_deadline": None,
-                "accept_missed": state.accept_missed
-                or _after(event.occurred_at, state.accept_deadline),
-            }
+            state.status = CaseStatus.ACCEPTED
+            state.accepted_at = event.occurred_at
+            state.accept_missed = state.accept_missed or _after(
+                event.occurred_at, state.accept_deadline
+            )
+            state.accept_deadline = None
         case ProgressReported():
-            return {"status": CaseStatus.IN_PROGRESS}
+            state.status = CaseStatus.IN_PROGRESS
         case CaseReturned():
-            return {"status": CaseStatus.RETURNED, "returns": state.returns + 1}
+            state.status = CaseStatus.RETURNED
+            state.returns += 1
         case AssistanceAdded():
-            if state.assignment is None:
-                return {}
-            co = [*state.assignment.co_departments, event.department]
-            return {"assignment": state.assignment.model_copy(update={"co_departments": co})}
+            if state.assignment is not None:
+                co = [*state.assignment.co_departments, event.department]
+                state.assignment = state.assignment.model_copy(update={"co_departments": co})
         case ExtensionRequested():
-            return {"pending_extension_minutes": event.minutes}
+            state.pending_extension_minutes = event.minutes
         case ExtensionGranted():
-            return {"pending_extension_minutes": None, "resolve_deadline": event.resolve_deadline}
+            state.pending_extension_minutes = None
+            state.resolve_deadline = event.resolve_deadline
         case CaseEscalated():
-            return {"escalations": state.escalations + 1}
+            state.escalations += 1
         case SupervisionNoticeIssued():
             # a notice answers one missed deadline; the next dispatch sets fresh ones
+            state.supervision_notices += 1
             if event.reason == "accept_deadline_missed":
-                return {
-                    "supervision_notices": state.supervision_notices + 1,
-                    "accept_deadline": None,
-                    "accept_missed": True,
-                }
-            return {
-                "supervision_notices": state.supervision_notices + 1,
-                "resolve_deadline": None,
-                "resolve_missed": True,
-            }
+                state.accept_deadline = None
+                state.accept_missed = True
+            else:
+                state.resolve_deadline = None
+                state.resolve_missed = True
         case CaseResolved():
-            return {
-                "status": CaseStatus.RESOLVED,
-                "resolved_at": event.occurred_at,
-                "resolve_missed": state.resolve_missed
-                or _after(event.occurred_at, state.resolve_deadline),
-                "resolve_deadline": None,
-                "accept_deadline": None,
-            }
+            state.status = CaseStatus.RESOLVED
+            state.resolved_at = event.occurred_at
+            state.resolve_missed = state.resolve_missed or _after(
+                event.occurred_at, state.resolve_deadline
+            )
+            state.resolve_deadline = None
+            state.accept_deadline = None
         case CaseVerified():
-            return {"status": CaseStatus.VERIFIED} if event.satisfied else {}
+            if event.satisfied:
+                state.status = CaseStatus.VERIFIED
         case CaseReopened():
-            return {
-                "status": CaseStatus.DISPATCHED,
-                "reopens": state.reopens + 1,
-                "resolved_at": None,
-                "closed_at": None,
-            }
+            state.status = CaseStatus.DISPATCHED
+            state.reopens += 1
+            state.resolved_at = None
+            state.closed_at = None
         case CaseMerged():
-            return {
-                "status": CaseStatus.MERGED,
-                "merged_into": event.into_case_id,
-                "closed_at": event.occurred_at,
-                "accept_deadline": None,
-                "resolve_deadline": None,
-            }
+            state.status = CaseStatus.MERGED
+            state.merged_into = event.into_case_id
+            state.closed_at = event.occurred_at
+            state.accept_deadline = None
+            state.resolve_deadline = None
         case CaseClosed():
-            return {
-                "status": CaseStatus.CLOSED,
-                "closed_at": event.occurred_at,
-                "accept_deadline": None,
-                "resolve_deadline": None,
-            }
+            state.status = CaseStatus.CLOSED
+            state.closed_at = event.occurred_at
+            state.accept_deadline = None
+            state.resolve_deadline = None
         case CaseOpened():
             raise OutOfOrderEvent(f"case {state.case_id} is already open")
-    raise AssertionError(f"unhandled case event {event.type}")  # pragma: no cover
+        case _:  # pragma: no cover
+            raise AssertionError(f"unhandled case event {event.type}")
+    state.version = event.version
+    state.updated_at = event.occurred_at
 
 
-def apply(state: CaseState | None, event: CaseEvent) -> CaseState:
-    """The next state of a case after one event. Versions must follow one another."""
-    if state is None:
-        if not isinstance(event, CaseOpened):
-            raise OutOfOrderEvent(f"case {event.case_id} starts with {event.type}, not CaseOpened")
-        return _opened(event)
+def _check_follows(state: CaseState, event: CaseEvent) -> None:
     if event.version != state.version + 1:
         raise OutOfOrderEvent(
             f"case {state.case_id} is at version {state.version}; got {event.type} "
             f"version {event.version}"
         )
-    changes = _changes(state, event)
-    return state.model_copy(
-        update={**changes, "version": event.version, "updated_at": event.occurred_at}
-    )
+    if isinstance(event, CaseOpened):
+        raise OutOfOrderEvent(f"case {state.case_id} is already open")
+
+
+def apply(state: CaseState | None, event: CaseEvent) -> CaseState:
+    """The next state of a case after one event (a new object; `state` is left as it was).
+    Versions must follow one another."""
+    if state is None:
+        if not isinstance(event, CaseOpened):
+            raise OutOfOrderEvent(f"case {event.case_id} starts with {event.type}, not CaseOpened")
+        return _opened(event)
+    _check_follows(state, event)
+    following = state.copy()
+    _advance(following, event)
+    return following
 
 
 def fold(events: list[CaseEvent]) -> CaseState | None:
@@ -319,7 +605,11 @@ class CaseChange:
 
 
 class EventWriter:
-    """Writes a case's next events: numbers them, stamps them, and keeps the state current."""
+    """Writes a case's next events: numbers them, stamps them, and keeps the state current.
+
+    The state it was given is left alone: the first event folds into a copy that the writer
+    owns, and the events after it fold into that copy in place. A decision that fails halfway
+    (an unroutable report after its attachment) leaves the book's state as it was."""
 
     def __init__(
         self,
@@ -335,9 +625,11 @@ class EventWriter:
         self.actor = actor
         self.caused_by = caused_by
         self.events: list[CaseEvent] = []
+        self._owned = False
 
     def add(self, event_type: type[EventT], **fields: Any) -> EventT:
-        version = (self.state.version if self.state else 0) + 1
+        state = self.state
+        version = (state.version if state else 0) + 1
         event = event_type(
             event_id=case_event_id(self.case_id, version),
             case_id=self.case_id,
@@ -347,7 +639,15 @@ class EventWriter:
             caused_by=self.caused_by,
             **fields,
         )
-        self.state = apply(self.state, event)  # type: ignore[arg-type]
+        if state is None:
+            self.state = apply(None, event)  # type: ignore[arg-type]
+            self._owned = True
+        else:
+            if not self._owned:
+                state = self.state = state.copy()
+                self._owned = True
+            _check_follows(state, event)  # type: ignore[arg-type]
+            _advance(state, event)  # type: ignore[arg-type]
         self.events.append(event)  # type: ignore[arg-type]
         return event
 

@@ -126,6 +126,30 @@ def dispatch(
     )
 
 
+def routed(
+    topology: Topology,
+    category_code: str,
+    area_codes: Sequence[str],
+    severity: Severity | None,
+    mode: Mode,
+) -> Assignment:
+    """`route`, each answer worked out once per topology and then shared: an assignment is
+    frozen, and most repeat (a category in an area), so a case holds the one its neighbours
+    hold rather than its own tree of models. Raises UnroutableError as `route` does."""
+    return _routed(topology, category_code, tuple(area_codes), severity, mode)
+
+
+@lru_cache(maxsize=16_384)
+def _routed(
+    topology: Topology,
+    category_code: str,
+    area_codes: tuple[str, ...],
+    severity: Severity | None,
+    mode: Mode,
+) -> Assignment:
+    return route(topology, category_code, area_codes, severity, mode)
+
+
 @lru_cache(maxsize=4096)
 def _deadlines(
     topology: Topology, category_code: str, loop: Loop, mode: Mode
@@ -177,7 +201,7 @@ def open_case(
             or incident.area_codes[0],
         )
         if lead
-        else route(topology, incident.category_code, incident.area_codes, incident.severity, mode)
+        else routed(topology, incident.category_code, incident.area_codes, incident.severity, mode)
     )
     writer.add(
         CaseOpened,
@@ -205,7 +229,7 @@ def _within_window(topology: Topology, case: CaseState, incident: Incident) -> b
 
 
 def _in_window(case: CaseState, occurred_at: datetime, window: timedelta) -> bool:
-    earliest = case.reports[0].occurred_at if case.reports else case.opened_at
+    earliest = case.first_reported_at
     # late reports (out of order by up to the window) still belong
     return earliest - window <= occurred_at <= case.last_report_at + window
 
@@ -316,14 +340,14 @@ def attach(
     mode = mode_at(topology, modes, areas)
     if case.lead and incident.source in HUMAN_SOURCES:
         writer.add(LeadConfirmed, reason=f"corroborated_by_{incident.source.value}")
-        assignment = route(topology, case.category_code, areas, severity, mode)
+        assignment = routed(topology, case.category_code, areas, severity, mode)
         dispatch(writer, topology, assignment, case.category_code, mode, "lead_confirmed")
     elif (
         not case.lead
         and case.assignment is not None
         and (areas != case.area_codes or severity != case.severity)
     ):
-        rerouted = route(topology, case.category_code, areas, severity, mode)
+        rerouted = routed(topology, case.category_code, areas, severity, mode)
         if LOOP_RANK[rerouted.loop] > LOOP_RANK[case.assignment.loop]:
             why = "cross_area" if areas != case.area_codes else "severity_raised"
             writer.add(

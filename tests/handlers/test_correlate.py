@@ -175,7 +175,7 @@ def test_a_case_spreading_over_two_communities_goes_up_to_their_street() -> None
         incident("garbage_exposed", number=3, area="510104001002"),
         None,
         None,
-        [state.model_copy(update={"location_precise": False})],
+        [state.replace(location_precise=False)],
         None,
         TINY,
         {},

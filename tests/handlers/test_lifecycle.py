@@ -19,6 +19,7 @@ from handlers.case import CaseState, CaseStatus
 from handlers.correlate import correlate
 from handlers.lifecycle import (
     FALSE_ALARMS_TO_FLAG,
+    CommandDecision,
     absorb_reports,
     check_deadlines,
     decide_command,
@@ -73,7 +74,7 @@ def command(kind: str, actor: str, case: CaseState, **fields: Any) -> Any:
     )
 
 
-def act(case: CaseState, kind: str, actor: str, **fields: Any) -> Any:
+def act(case: CaseState, kind: str, actor: str, **fields: Any) -> CommandDecision:
     return decide_command(
         command(kind, actor, case, **fields), case, TINY, {}, T0 + timedelta(minutes=1)
     )
