@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -61,7 +62,7 @@ app = faust.App(
     broker_session_timeout=settings.kafka_session_timeout_s,
     broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 3),
     producer_acks=-1,
-    producer_linger_ms=5,
+    producer_linger_ms=20,
 )
 
 
@@ -70,15 +71,10 @@ def _bytes_topic(*topic_names: str) -> Any:
     return app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
 
 
+# What the agents read. What they write goes through `send_record` by topic name.
 source_topic = _bytes_topic(*names.sources)
-incident_topic = _bytes_topic(names.incidents)
-control_topic = _bytes_topic(names.case_control)
 case_work_topic = _bytes_topic(names.incidents, names.case_control)
-case_event_topic = _bytes_topic(names.case_events)
-outcome_topic = _bytes_topic(names.command_outcomes)
-modes_topic = _bytes_topic(names.modes)
 topology_topic = _bytes_topic(names.topology)
-dead_letter_topic = _bytes_topic(names.dead_letters)
 
 # The cases agent's state: derived from the case-event topic, rebuilt whenever partitions move.
 book = CaseBook()
@@ -100,11 +96,26 @@ def record_time(message: Any) -> datetime:
     return datetime.fromtimestamp(timestamp, UTC) if timestamp else _now()
 
 
+async def send_record(
+    topic: str,
+    key: bytes | None,
+    value: bytes,
+    headers: list[tuple[str, bytes]] | None = None,
+    partition: int | None = None,
+) -> None:
+    """Every record the worker writes goes out here: straight to the app's producer, without
+    Faust's per-send channel machinery (about 30 µs a send in a profile of the worker; the sends
+    were a sixth of its CPU). The producer is the one Faust flushes before it commits offsets,
+    so a record is on the broker before the offset of what caused it is committed."""
+    await app.producer.send(topic, key, value, partition, None, headers)
+
+
 async def send_dead_letter(dead_letter: DeadLetter) -> None:
-    await dead_letter_topic.send(
-        key=(dead_letter.idempotency_key or "").encode(),
-        value=dead_letter.model_dump_json().encode(),
-        headers={"reason": dead_letter.reason.value.encode()},
+    await send_record(
+        names.dead_letters,
+        (dead_letter.idempotency_key or "").encode(),
+        dead_letter.model_dump_json().encode(),
+        headers=[("reason", dead_letter.reason.value.encode())],
     )
 
 
@@ -164,9 +175,10 @@ async def intake(stream: Any) -> None:
             result = take_in(value, topology, received, names.sources.get(message.topic), origin)
             if isinstance(result, Accepted):
                 incident = result.incident
-                await incident_topic.send(
-                    key=correlation_key(topology, incident).encode(),
-                    value=incident.model_dump_json().encode(),
+                await send_record(
+                    names.incidents,
+                    correlation_key(topology, incident).encode(),
+                    incident.model_dump_json().encode(),
                 )
             else:
                 await send_dead_letter(result.dead_letter)
@@ -212,6 +224,8 @@ async def rebuild() -> None:
         record = SwitchMode.model_validate_json(value)
         modes[record.area_code] = record.mode
     book, needs_rebuild = fresh, False
+    gc.collect()
+    gc.freeze()  # the rebuilt book lives on: later collections need not walk it again
     log.info("case book rebuilt: %d cases from %d events", len(book.cases), len(history))
 
 
@@ -225,9 +239,10 @@ async def send_decision(events: tuple[CaseEvent, ...]) -> None:
     the decision whole or not at all (streams/decisions.py)."""
     size = len(events)
     for index, case_event in enumerate(events, start=1):
-        await case_event_topic.send(
-            key=case_event.case_id.encode(),
-            value=case_event.model_dump_json().encode(),
+        await send_record(
+            names.case_events,
+            case_event.case_id.encode(),
+            case_event.model_dump_json().encode(),
             headers=decision_headers(index, size),
         )
 
@@ -238,8 +253,8 @@ async def publish(change: CaseChange) -> None:
 
 
 async def publish_outcome(outcome: CommandOutcome) -> None:
-    await outcome_topic.send(
-        key=outcome.command_id.encode(), value=outcome.model_dump_json().encode()
+    await send_record(
+        names.command_outcomes, outcome.command_id.encode(), outcome.model_dump_json().encode()
     )
 
 
@@ -263,8 +278,8 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
                     await publish(reevaluate_for_mode(open_case, topology, modes, now))
         if partition == 0:  # every partition got the switch; one of them records it
             if outcome.applied:
-                await modes_topic.send(
-                    key=message.area_code.encode(), value=message.model_dump_json().encode()
+                await send_record(
+                    names.modes, message.area_code.encode(), message.model_dump_json().encode()
                 )
             await publish_outcome(outcome)
         return
@@ -283,8 +298,10 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
             into_key = target.correlation_key if target else None
             if into_key is None and isinstance(message, MergeCase):
                 into_key = message.into_correlation_key
-            await control_topic.send(
-                key=(into_key or "").encode(), value=decision.absorb.model_dump_json().encode()
+            await send_record(
+                names.case_control,
+                (into_key or "").encode(),
+                decision.absorb.model_dump_json().encode(),
             )
     # The outcome first: a worker that dies after it and before the events re-decides the
     # redelivered command (its events are not in the book) and sends both again, while one that
@@ -330,4 +347,4 @@ async def tick() -> None:
         return
     value = Tick(now=_now()).model_dump_json().encode()
     for partition in range(settings.topic_partitions):
-        await control_topic.send(value=value, partition=partition)
+        await send_record(names.case_control, None, value, partition=partition)

@@ -13,11 +13,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from kafka.errors import KafkaError
 
 from cityloop.settings import Settings
-from streams.topics import topic_ids
+from streams.topics import topic_admin, topic_ids
 
 log = logging.getLogger(__name__)
 
@@ -26,16 +27,22 @@ def watch_for_topic_loss(
     settings: Settings, on_loss: Callable[[list[str]], None], interval_s: float = 1.0
 ) -> threading.Thread:
     """Call `on_loss` with the names of the topics that vanished or came back under a new id,
-    once; from a daemon thread that polls the broker every `interval_s`."""
+    once; from a daemon thread that polls the broker every `interval_s`, over one admin client
+    kept open (a client made for every poll cost the worker ~8% of its CPU in a profile)."""
     known = topic_ids(settings)
 
     def watch() -> None:
+        admin: Any = None
         while True:
             time.sleep(interval_s)
             try:
-                now = topic_ids(settings)
+                admin = admin or topic_admin(settings)
+                now = topic_ids(settings, admin)
             except (KafkaError, OSError):
-                continue  # the broker is away; the clients reconnect by themselves if it returns
+                if admin is not None:
+                    admin.close()
+                admin = None  # the broker is away: a fresh client when it answers again
+                continue
             lost = sorted(name for name, topic_id in known.items() if now.get(name) != topic_id)
             if lost:
                 on_loss(lost)

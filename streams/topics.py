@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from cityloop.contracts import Source
 from cityloop.settings import Settings
@@ -121,20 +122,28 @@ def ensure_topics(settings: Settings) -> list[str]:
         admin.close()
 
 
-def topic_ids(settings: Settings) -> dict[str, str | None]:
-    """The broker's id of each cityloop topic it has now (absent: the broker has no such topic).
-    A topic deleted and created again, as by an in-memory broker's restart, has a new id."""
+def topic_admin(settings: Settings) -> Any:
+    """An admin client for watching topics: short timeouts, reconnects soon."""
     from kafka import KafkaAdminClient
 
-    ours = {spec.name for spec in topics_for(settings).specs(settings.topic_partitions)}
-    admin = KafkaAdminClient(
+    return KafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         client_id="cityloop-topic-watch",
         request_timeout_ms=3000,
         reconnect_backoff_max_ms=1000,  # a watch asks again soon, not after a growing backoff
     )
+
+
+def topic_ids(settings: Settings, admin: Any | None = None) -> dict[str, str | None]:
+    """The broker's id of each cityloop topic it has now (absent: the broker has no such topic).
+    A topic deleted and created again, as by an in-memory broker's restart, has a new id.
+    `admin`: a client to ask with (kept open by a watch); without one, a client for this call."""
+    ours = {spec.name for spec in topics_for(settings).specs(settings.topic_partitions)}
+    own = admin is None
+    client: Any = topic_admin(settings) if admin is None else admin
     try:
         # every topic in one request: naming ours would let a broker auto-create the missing
-        return {t["name"]: t["topic_id"] for t in admin.describe_topics() if t["name"] in ours}
+        return {t["name"]: t["topic_id"] for t in client.describe_topics() if t["name"] in ours}
     finally:
-        admin.close()
+        if own:
+            client.close()
