@@ -1,0 +1,468 @@
+"""The read model under load: case detail and filtered case lists over 100,000 cases, on SQLite
+and on PostgreSQL, each beside `GET /healthz` measured in the same run.
+
+    .venv/bin/python bench/bench_read_model.py [--cases 100000] [--concurrency 32]
+        [--requests 3000] [--database sqlite|postgres|both] [--data DIR] [--profile DIR]
+
+Seeding: a generated Chengdu stream (the project's generator, a fixed seed; everyday reports,
+without its storm, faulty-device and gas-leak scenarios) goes through the worker's handlers
+(intake, the case book's correlation and routing) until it has opened `--cases` cases; a share
+of them is then accepted, resolved, verified and closed by commands through the same
+`decide_command` the worker uses, so statuses vary as in service.
+The case events are projected straight into the database with the projector's own
+`project_or_skip`, 500 at a time, which is what `cityloop projection rebuild` does with the
+topic; pushing 100,000 cases through broker and worker would take hours on this machine and
+would not change what the read side has to do.
+
+Then an embedded broker and `cityloop api` start on that database, as a user runs them, and
+`--concurrency` clients (aiohttp) read, each request as the city's duty officer unless said:
+`GET /healthz` (baseline), `GET /v1/cases/{id}` of random cases, filtered lists of 50
+(status and district; category and time range; overdue as of a moment; a district duty
+officer's and a department's own cases). p50/p99 latency and requests/s per row, and each
+row's requests/s as a share of `/healthz`'s.
+
+`--data DIR` keeps the generated events and the SQLite file there, and the PostgreSQL
+database `bench_read_model` stays: a second run with the same `--cases` and `--seed` measures
+the same read model again without seeding it (the API still migrates it to the newest
+revision when it starts).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import pickle
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import quantiles
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from api.auth import mint_token
+from api.db import create_engine, migrate, session_factory
+from api.projection import project_or_skip
+from cityloop.broker import EmbeddedBroker, free_port
+from cityloop.contracts import (
+    AcceptCase,
+    AreaLevel,
+    CaseDispatched,
+    CaseEvent,
+    CaseOpened,
+    CloseCase,
+    Mode,
+    ResolveCase,
+    VerifyCase,
+)
+from cityloop.loadtest.generate import ScenarioConfig, generate
+from handlers.access import Principal, Role
+from handlers.book import CaseBook
+from handlers.case import CaseStatus
+from handlers.cells import correlation_key
+from handlers.intake import Accepted, take_in
+from handlers.lifecycle import decide_command
+from topology import Topology, UnroutableError, load_topology
+
+SECRET = "bench-" + "s" * 40
+POSTGRES_SERVER = os.environ.get(
+    "CITYLOOP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+RATE = 0.1
+"""Events per second of scenario: about 0.8 cases per event at this rate."""
+PROJECT_BATCH = 500
+
+
+def token(role: Role, scope: str) -> dict[str, str]:
+    principal = Principal(subject="bench", role=role, scope=scope)
+    return {"Authorization": f"Bearer {mint_token(SECRET, principal, timedelta(hours=4))}"}
+
+
+# --- seeding ------------------------------------------------------------------------------
+
+
+def case_events(topology: Topology, cases: int, seed: int) -> list[CaseEvent]:
+    """The case events of a generated stream, in the order the worker writes them, until
+    `cases` cases are open; then commands move a share of them along their lifecycle."""
+    minutes = cases / 0.5 / RATE / 60  # ample: the loop stops at `cases`
+    # no storms, faulty devices or gas leaks: their cases of thousands of reports cost the
+    # projector the square of their size (docs/benchmarks.md, "Soak"), which is the
+    # projector's figure, not the read side's
+    scenario = ScenarioConfig(
+        minutes=minutes, rate=RATE, seed=seed, storm=False, faulty_device=False, gas_leak=False
+    )
+    stream = generate(topology, scenario)
+    book = CaseBook()
+    modes: dict[str, Mode] = {}
+    events: list[CaseEvent] = []
+    for record in stream.records:
+        if record.timestamp_ms is None or record.value is None:
+            continue
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        result = take_in(record.value, topology, received, record.source, None)
+        if not isinstance(result, Accepted):
+            continue
+        incident = result.incident
+        try:
+            decision = book.correlate(
+                incident, correlation_key(topology, incident), topology, modes, received
+            )
+        except UnroutableError:
+            continue
+        events.extend(decision.events)
+        if len(book.cases) >= cases:
+            break
+    rng = random.Random(seed)
+    for case_id, state in list(book.cases.items()):
+        if state.status is not CaseStatus.DISPATCHED or state.assignment is None:
+            continue
+        fate = rng.random()
+        if fate < 0.35:
+            continue  # still waiting to be accepted
+        department = f"dept:{state.assignment.lead_department}"
+        centre = state.assignment.coordinating_centre or f"centre:{topology.city}"
+        now = state.opened_at + timedelta(minutes=rng.uniform(2, 30))
+        steps: list[Any] = [AcceptCase]
+        if fate > 0.6:
+            steps.append(ResolveCase)
+        if fate > 0.8:
+            steps += [VerifyCase, CloseCase]
+        for step in steps:
+            common = {"command_id": uuid.uuid4().hex, "case_id": case_id, "issued_at": now}
+            if step is AcceptCase:
+                command: Any = AcceptCase(actor=department, **common)
+            elif step is ResolveCase:
+                command = ResolveCase(actor=department, resolution="done", **common)
+            elif step is VerifyCase:
+                command = VerifyCase(actor=centre, satisfied=True, **common)
+            else:
+                command = CloseCase(actor=centre, reason="archived", **common)
+            outcome = decide_command(command, book.cases[case_id], topology, modes, now)
+            if not outcome.outcome.applied:
+                break
+            book.fold(outcome.events)
+            events.extend(outcome.events)
+            now += timedelta(minutes=rng.uniform(10, 240))
+    return events
+
+
+async def seed_database(database_url: str, events: Sequence[CaseEvent]) -> float:
+    """Project the events through the projector's own batch function; returns seconds."""
+    engine = create_engine(database_url)
+    started = time.perf_counter()
+    try:
+        await migrate(engine)
+        sessions = session_factory(engine)
+        for start in range(0, len(events), PROJECT_BATCH):
+            applied, skipped = await project_or_skip(
+                sessions, events[start : start + PROJECT_BATCH]
+            )
+            if skipped:
+                raise RuntimeError(f"the database refused {skipped} events")
+    finally:
+        await engine.dispose()
+    return time.perf_counter() - started
+
+
+async def seeded_cases(database_url: str) -> int:
+    """How many cases the database holds already (0 when it has no schema yet)."""
+    engine = create_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("select count(*) from cases"))).scalar_one())
+    except DBAPIError:
+        return 0
+    finally:
+        await engine.dispose()
+
+
+async def postgres_database(name: str, fresh: bool) -> str:
+    """The PostgreSQL database of this name; made afresh (dropped first) when asked."""
+    url = make_url(POSTGRES_SERVER)
+    server = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+    connection = await asyncpg.connect(server)
+    try:
+        exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
+        if fresh or not exists:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def load_or_make_events(topology: Topology, cases: int, seed: int, data: Path) -> list[CaseEvent]:
+    cached = data / f"case-events-{cases}-{seed}.pickle"
+    if cached.exists():
+        events: list[CaseEvent] = pickle.loads(cached.read_bytes())  # noqa: S301 - our own file
+        return events
+    events = case_events(topology, cases, seed)
+    cached.write_bytes(pickle.dumps(events))
+    return events
+
+
+# --- load ---------------------------------------------------------------------------------
+
+
+async def measure(
+    calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int
+) -> dict[str, float]:
+    """Run the calls with `concurrency` in flight; requests/s and latency percentiles (ms)."""
+    latencies: list[float] = []
+    queue = list(reversed(calls))
+
+    async def client() -> None:
+        while queue:
+            call = queue.pop()
+            started = time.perf_counter()
+            await call()
+            latencies.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    cuts = quantiles(latencies, n=100)
+    return {"per_s": len(latencies) / elapsed, "p50_ms": cuts[49], "p99_ms": cuts[98]}
+
+
+def calling(
+    get: Callable[[str, dict[str, str]], Awaitable[None]], path: str, headers: dict[str, str]
+) -> Callable[[], Awaitable[None]]:
+    return lambda: get(path, headers)
+
+
+def start_api(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cityloop", "api"],
+        env=env,
+        stdout=open(log, "ab"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+
+
+def workload(
+    topology: Topology, events: Sequence[CaseEvent], requests: int, seed: int
+) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """Per row: the request paths (random but fixed by the seed) and the caller's headers."""
+    rng = random.Random(seed)
+    opened = [event for event in events if isinstance(event, CaseOpened)]
+    case_ids = [event.case_id for event in opened]
+    officer = token(Role.DUTY_OFFICER, topology.city)
+    districts = sorted(
+        code for code, area in topology.areas.items() if area.level is AreaLevel.DISTRICT
+    )
+    dispatched = [e for e in events if isinstance(e, CaseDispatched)]
+    departments = sorted({e.assignment.lead_department for e in dispatched})
+    categories = sorted({event.category_code for event in opened})
+    first, last = opened[0].occurred_at, opened[-1].occurred_at
+
+    def moment() -> str:
+        return (first + (last - first) * rng.random()).isoformat()
+
+    def some(paths: Callable[[], str]) -> list[str]:
+        return [paths() for _ in range(requests)]
+
+    district = rng.choice(districts)
+    department = rng.choice(departments)
+    return {
+        "GET /healthz (baseline)": (some(lambda: "/healthz"), {}),
+        "GET /v1/cases/{id}": (some(lambda: f"/v1/cases/{rng.choice(case_ids)}"), officer),
+        "GET /v1/cases?status=…&area=…": (
+            some(
+                lambda: (
+                    f"/v1/cases?limit=50&status={rng.choice(['dispatched', 'accepted'])}"
+                    f"&area={rng.choice(districts)}"
+                )
+            ),
+            officer,
+        ),
+        "GET /v1/cases?category=…&opened_since=…": (
+            some(
+                lambda: (
+                    "/v1/cases?limit=50&category="
+                    f"{rng.choice(categories)}&opened_since={quote(moment())}"
+                )
+            ),
+            officer,
+        ),
+        "GET /v1/cases?overdue=true&as_of=…": (
+            some(lambda: f"/v1/cases?limit=50&overdue=true&as_of={quote(moment())}"),
+            officer,
+        ),
+        f"GET /v1/cases?status=dispatched as duty officer {district}": (
+            some(lambda: "/v1/cases?limit=50&status=dispatched"),
+            token(Role.DUTY_OFFICER, district),
+        ),
+        f"GET /v1/cases as department {department}": (
+            some(lambda: "/v1/cases?limit=50"),
+            token(Role.DEPARTMENT, department),
+        ),
+    }
+
+
+async def read_load(
+    database_url: str,
+    rows: dict[str, tuple[list[str], dict[str, str]]],
+    concurrency: int,
+    profile: Path | None,
+) -> dict[str, dict[str, float]]:
+    with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=free_port()) as broker:
+        port = free_port()
+        env = {
+            **os.environ,
+            "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
+            "CITYLOOP_TOPIC_PREFIX": "bench-read",
+            "CITYLOOP_DATABASE_URL": database_url,
+            "CITYLOOP_DATA_DIR": tmp,
+            "CITYLOOP_API_PORT": str(port),
+            "CITYLOOP_JWT_SECRET": SECRET,
+            "CITYLOOP_CLOCK": "external",
+        }
+        api = start_api(env, Path(tmp) / "api.log")
+        try:
+            connector = aiohttp.TCPConnector(limit=concurrency)
+            timeout = aiohttp.ClientTimeout(total=120)
+            async with aiohttp.ClientSession(
+                f"http://127.0.0.1:{port}", connector=connector, timeout=timeout
+            ) as http:
+                for _ in range(600):
+                    try:
+                        async with http.get("/readyz") as ready:
+                            if ready.status == 200:
+                                break
+                    except aiohttp.ClientError:
+                        pass
+                    await asyncio.sleep(0.1)
+                else:
+                    raise RuntimeError((Path(tmp) / "api.log").read_text()[-3000:])
+
+                async def get(path: str, headers: dict[str, str]) -> None:
+                    async with http.get(path, headers=headers) as response:
+                        body = await response.read()
+                        if response.status != 200:
+                            raise RuntimeError(f"{path}: {response.status} {body[:300]!r}")
+
+                figures: dict[str, dict[str, float]] = {}
+                for name, (paths, headers) in rows.items():
+                    # warm up: connections, code paths and the database's cache
+                    await measure([calling(get, p, headers) for p in paths[:200]], concurrency)
+                    spy = None
+                    if profile is not None and not name.startswith("GET /healthz"):
+                        await asyncio.to_thread(profile.mkdir, parents=True, exist_ok=True)
+                        out = profile / (
+                            "".join(c if c.isalnum() else "_" for c in name)[:60] + ".txt"
+                        )
+                        spy = await asyncio.create_subprocess_exec(
+                            str(Path(sys.executable).with_name("py-spy")),
+                            *("record", "-p", str(api.pid), "-f", "raw", "-d", "4"),
+                            *("-r", "200", "-o", str(out)),
+                            stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL,
+                        )
+                    figures[name] = await measure(
+                        [calling(get, p, headers) for p in paths], concurrency
+                    )
+                    if spy is not None:
+                        await spy.wait()
+                return figures
+        finally:
+            api.terminate()
+            api.wait(15)
+
+
+def table(database: str, figures: dict[str, dict[str, float]]) -> list[str]:
+    healthz = figures["GET /healthz (baseline)"]["per_s"]
+    lines = []
+    for name, f in figures.items():
+        lines.append(
+            f"| {database} | {name} | {f['per_s']:,.0f} | {f['p50_ms']:.1f} | "
+            f"{f['p99_ms']:.1f} | {f['per_s'] / healthz:.2f} |"
+        )
+    return lines
+
+
+async def run(args: argparse.Namespace) -> None:
+    topology = load_topology(None)
+    started = time.perf_counter()
+    with contextlib.ExitStack() as stack:
+        data = args.data or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        data.mkdir(parents=True, exist_ok=True)
+        await measure_all(args, topology, data, started)
+
+
+async def measure_all(
+    args: argparse.Namespace, topology: Topology, data: Path, started: float
+) -> None:
+    events = load_or_make_events(topology, args.cases, args.seed, data)
+    opened = sum(event.type == "CaseOpened" for event in events)
+    print(
+        f"generated {len(events):,} case events of {opened:,} cases "
+        f"in {time.perf_counter() - started:.0f} s",
+        file=sys.stderr,
+    )
+    rows = workload(topology, events, args.requests, args.seed)
+    databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    lines = [
+        "| database | what | requests/s | p50 ms | p99 ms | / healthz |",
+        "| --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    results: dict[str, Any] = {}
+    for database in databases:
+        if database == "sqlite":
+            url = f"sqlite+aiosqlite:///{data}/cases-{args.cases}-{args.seed}.db"
+        else:
+            url = await postgres_database("bench_read_model", fresh=args.data is None)
+        if await seeded_cases(url) != opened:
+            if database == "sqlite":
+                stale = data / f"cases-{args.cases}-{args.seed}.db"
+                await asyncio.to_thread(stale.unlink, missing_ok=True)
+            else:
+                url = await postgres_database("bench_read_model", fresh=True)
+            seconds = await seed_database(url, events)
+            print(
+                f"{database}: projected {len(events):,} events in {seconds:.0f} s",
+                file=sys.stderr,
+            )
+        profile = args.profile / database if args.profile else None
+        figures = await read_load(url, rows, args.concurrency, profile)
+        results[database] = figures
+        lines += table(database, figures)
+        print("\n".join(table(database, figures)), file=sys.stderr)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        print(f"{opened:,} cases, {len(events):,} case events, {args.concurrency} clients")
+        print("\n".join(lines))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cases", type=int, default=100_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=3000, help="per row")
+    parser.add_argument("--database", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--data", type=Path, help="keep events and databases for the next run")
+    parser.add_argument("--profile", type=Path, help="py-spy the API for 4 s of each row")
+    parser.add_argument("--json", action="store_true")
+    asyncio.run(run(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()
