@@ -85,23 +85,13 @@ def case_id_for(incident: Incident) -> str:
 
 
 def summarise(incident: Incident) -> ReportSummary:
-    return ReportSummary(
-        incident_id=incident.incident_id,
-        idempotency_key=incident.idempotency_key,
-        source=incident.source,
-        category_code=incident.category_code,
-        title=incident.title,
-        text=incident.text,
-        area_codes=incident.area_codes,
-        location=incident.location,
-        occurred_at=incident.occurred_at,
-        received_at=incident.received_at,
-        device_id=incident.device_id,
-        cleared=incident.cleared,
-        caller=incident.caller,
-        origin=incident.origin,
-        content_digest=incident.content_digest,
-    )
+    """What the case keeps of the incident: every `ReportSummary` field is the incident's own,
+    so it is read straight off the incident (and validated as always)."""
+    summary: ReportSummary = _summary_of(incident, from_attributes=True)
+    return summary
+
+
+_summary_of = ReportSummary.__pydantic_validator__.validate_python
 
 
 def dispatch(
@@ -124,30 +114,6 @@ def dispatch(
         resolve_deadline=writer.now + resolve_within,
         reason=reason,
     )
-
-
-def routed(
-    topology: Topology,
-    category_code: str,
-    area_codes: Sequence[str],
-    severity: Severity | None,
-    mode: Mode,
-) -> Assignment:
-    """`route`, each answer worked out once per topology and then shared: an assignment is
-    frozen, and most repeat (a category in an area), so a case holds the one its neighbours
-    hold rather than its own tree of models. Raises UnroutableError as `route` does."""
-    return _routed(topology, category_code, tuple(area_codes), severity, mode)
-
-
-@lru_cache(maxsize=16_384)
-def _routed(
-    topology: Topology,
-    category_code: str,
-    area_codes: tuple[str, ...],
-    severity: Severity | None,
-    mode: Mode,
-) -> Assignment:
-    return route(topology, category_code, area_codes, severity, mode)
 
 
 @lru_cache(maxsize=4096)
@@ -201,7 +167,7 @@ def open_case(
             or incident.area_codes[0],
         )
         if lead
-        else routed(topology, incident.category_code, incident.area_codes, incident.severity, mode)
+        else route(topology, incident.category_code, incident.area_codes, incident.severity, mode)
     )
     writer.add(
         CaseOpened,
@@ -340,14 +306,14 @@ def attach(
     mode = mode_at(topology, modes, areas)
     if case.lead and incident.source in HUMAN_SOURCES:
         writer.add(LeadConfirmed, reason=f"corroborated_by_{incident.source.value}")
-        assignment = routed(topology, case.category_code, areas, severity, mode)
+        assignment = route(topology, case.category_code, areas, severity, mode)
         dispatch(writer, topology, assignment, case.category_code, mode, "lead_confirmed")
     elif (
         not case.lead
         and case.assignment is not None
         and (areas != case.area_codes or severity != case.severity)
     ):
-        rerouted = routed(topology, case.category_code, areas, severity, mode)
+        rerouted = route(topology, case.category_code, areas, severity, mode)
         if LOOP_RANK[rerouted.loop] > LOOP_RANK[case.assignment.loop]:
             why = "cross_area" if areas != case.area_codes else "severity_raised"
             writer.add(

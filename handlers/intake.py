@@ -195,8 +195,11 @@ def _not_in_future(payload: SourcePayload, now: datetime) -> None:
         )
 
 
-_CANONICAL_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-"""One encoder for every digest: `json.dumps` with options builds a new one per call."""
+_CANONICAL_JSON = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), check_circular=False
+)
+"""One encoder for every digest: `json.dumps` with options builds a new one per call. Parsed
+JSON cannot hold a cycle, so it is not looked for."""
 
 
 def content_digest(envelope: CloudEvent) -> str:
@@ -210,20 +213,31 @@ def classify_hotline(topology: Topology, order: HotlineWorkOrder) -> str:
     if order.category_code is not None and topology.category(order.category_code) is not None:
         return order.category_code
     words = f"{order.title} {order.text}".lower()
-    for code, keywords in _keywords(topology):
-        if any(keyword in words for keyword in keywords):
+    for keyword, code in _keywords(topology):
+        if keyword in words:
             return code
     return GENERAL_CATEGORY
 
 
 @lru_cache(maxsize=8)
-def _keywords(topology: Topology) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Each category's keywords in lower case, in the topology's order of categories."""
+def _keywords(topology: Topology) -> tuple[tuple[str, str], ...]:
+    """(keyword in lower case, its category), category by category in the topology's order:
+    the first keyword found names the first category with any keyword in the words."""
     return tuple(
-        (code, tuple(keyword.lower() for keyword in category.keywords))
+        (keyword.lower(), code)
         for code, category in topology.categories.items()
-        if category.keywords
+        for keyword in category.keywords
     )
+
+
+_VALIDATE_INCIDENT = Incident.__pydantic_validator__.validate_python
+
+
+def _incident(common: dict[str, object], **fields: object) -> Incident:
+    """`Incident(**common, **fields)` through the validator itself: the same checks, less
+    overhead per call."""
+    incident: Incident = _VALIDATE_INCIDENT({**common, **fields})
+    return incident
 
 
 def normalise(
@@ -253,8 +267,8 @@ def normalise(
             if payload.caller_name or payload.caller_phone
             else None
         )
-        return Incident(
-            **common,
+        return _incident(
+            common,
             category_code=classify_hotline(topology, payload),
             title=payload.title,
             text=payload.text,
@@ -273,8 +287,8 @@ def normalise(
             )
         area, method = _place(topology, payload.area_code, payload.location, "data.area_code")
         state = "cleared" if payload.cleared else "alarm"
-        return Incident(
-            **common,
+        return _incident(
+            common,
             category_code=sensor.category_code,
             title=f"{payload.sensor_type} {state}: {payload.reading:g} {payload.unit} "
             f"(threshold {payload.threshold:g})",
@@ -288,8 +302,8 @@ def normalise(
         )
     if isinstance(payload, GridReport):
         area = _known_area(topology, payload.grid_id, "data.grid_id")
-        return Incident(
-            **common,
+        return _incident(
+            common,
             category_code=_known_category(topology, payload.category_code),
             title=payload.text[:80],
             text=payload.text,
@@ -303,8 +317,8 @@ def normalise(
             _known_area(topology, code, f"data.affected_areas[{i}]")
             for i, code in enumerate(payload.affected_areas)
         ]
-        return Incident(
-            **common,
+        return _incident(
+            common,
             category_code=_known_category(topology, payload.category_code),
             title=payload.summary[:80],
             text=payload.summary,

@@ -46,8 +46,8 @@ from cityloop.contracts import (
     VerifyCase,
 )
 from handlers.case import OPEN_STATUSES, CaseChange, CaseState, CaseStatus, EventWriter
-from handlers.correlate import LOOP_RANK, dispatch, mode_at, routed
-from topology import Topology, escalation_target
+from handlers.correlate import LOOP_RANK, dispatch, mode_at
+from topology import Topology, escalation_target, route
 
 FALSE_ALARMS_TO_FLAG = 3
 """A device whose alarms the community found false this many times is flagged for repair."""
@@ -235,7 +235,7 @@ def _apply_command(
             _require_status(state, CaseStatus.LEAD)
             writer.add(LeadConfirmed, reason=command.reason)
             mode = mode_at(topology, modes, state.area_codes)
-            assignment = routed(
+            assignment = route(
                 topology, state.category_code, state.area_codes, state.severity, mode
             )
             dispatch(writer, topology, assignment, state.category_code, mode, "lead_confirmed")
@@ -376,7 +376,7 @@ def reevaluate_for_mode(
     mode = mode_at(topology, modes, state.area_codes)
     if mode is not Mode.EMERGENCY:
         return writer.change()
-    rerouted = routed(topology, state.category_code, state.area_codes, state.severity, mode)
+    rerouted = route(topology, state.category_code, state.area_codes, state.severity, mode)
     if LOOP_RANK[rerouted.loop] <= LOOP_RANK[state.assignment.loop]:
         return writer.change()
     writer.add(
