@@ -1,6 +1,6 @@
 """A worker that died between two sends of one decision left half of it on the case-event topic;
 the restarted worker writes the decision whole, and no reader takes the torn half as the case's
-truth. (The scenario of tests/reliability/crash_at_scale.py, made deterministic: the torn half
+truth. (The scenario of tests/reliability/test_crash_at_scale.py, made deterministic: the torn half
 is written by hand, exactly as the dead worker had written it.)"""
 
 from __future__ import annotations

@@ -1,15 +1,14 @@
-"""KNOWN TO FAIL INTERMITTENTLY — kept out of the default suite (no `test_` prefix) until the
-bug it found is fixed; run it explicitly: `pytest tests/reliability/crash_at_scale.py`.
-The bug: when a decision writes several case events (CaseOpened, then CaseDispatched) and the
-worker dies between the sends, only the first is on the topic; after the restart the
-redelivered record counts as taken, and the rest is never written (3 of 7 small runs came up
-one or two case events short; 4 of 4 runs at 50,000 passed). The fix belongs in
-streams/app.py: one atomic batch per decision, or completing a half-written decision on
-rebuild. The default-suite crash test is tests/reliability/test_worker_crash.py.
-
-Effectively once at scale: a worker SIGKILLed several times while it works through a burst of
+"""Effectively once at scale: a worker SIGKILLed several times while it works through a burst of
 50,000 events, and restarted each time, loses no event and opens no extra case. Checked on the
 case-event topic itself against known ground truth, and with `cityloop audit`.
+
+It found a real bug, since fixed: a worker killed between two sends of one decision (CaseOpened,
+then CaseDispatched) left the decision half written, and the restarted worker took the torn half
+for the case's truth, so the rest was never written (3 of 7 small runs came up one or two case
+events short). Case events now carry their place in their decision and every reader takes a
+decision whole or not at all (streams/decisions.py); tests/reliability/test_half_written_decision.py
+reproduces the tear deterministically. A run here often shows one case event more on the topic
+than the crash-free run: that is a torn half, written again whole after the restart.
 
 Knobs (environment variables), so another size or crash schedule can be run without an edit:
 
