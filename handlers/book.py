@@ -30,7 +30,8 @@ class CaseBook:
         # idempotency key -> (case id, where its records were read, content digest); plain
         # tuples of strings and ints, which the garbage collector stops tracking
         self._seen: dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]] = {}
-        self._open: dict[str, set[str]] = defaultdict(set)
+        # correlation key -> its open cases, by case id, in the order they were opened
+        self._open: dict[str, dict[str, CaseState]] = defaultdict(dict)
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
         self._applied_commands: set[str] = set()
@@ -89,9 +90,9 @@ class CaseBook:
             if type(event) is LeadRejected and event.device_id:
                 self._false_alarms[event.device_id] = event.device_false_alarms
         if state.is_open:
-            self._open[state.correlation_key].add(state.case_id)
+            self._open[state.correlation_key][state.case_id] = state
         else:
-            self._open[state.correlation_key].discard(state.case_id)
+            self._open[state.correlation_key].pop(state.case_id, None)
 
     def _remember(self, key: str, case_id: str, origin: Origin | None, digest: str = "") -> None:
         known = self._seen.get(key)
@@ -146,7 +147,8 @@ class CaseBook:
         return self.cases.get(case_id) if case_id else None
 
     def open_in(self, correlation_key: str) -> list[CaseState]:
-        return [self.cases[case_id] for case_id in self._open.get(correlation_key, ())]
+        open_cases = self._open.get(correlation_key)
+        return list(open_cases.values()) if open_cases else []
 
     def device_case(self, device_id: str | None) -> CaseState | None:
         return self.case(self._devices.get(device_id)) if device_id else None
@@ -158,9 +160,8 @@ class CaseBook:
         return command_id in self._applied_commands
 
     def open_cases(self) -> Iterator[CaseState]:
-        for case_ids in self._open.values():
-            for case_id in case_ids:
-                yield self.cases[case_id]
+        for open_cases in self._open.values():
+            yield from open_cases.values()
 
     def due(self, now: datetime) -> list[CaseState]:
         """Open cases with a deadline at or before `now`."""

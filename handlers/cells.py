@@ -47,10 +47,15 @@ def owner_cell(point: GeoPoint, radius_m: float) -> Cell:
     lowest of them, so two reports within radius on either side of an edge meet in one cell.
     That is the bounding box's south-west corner cell: `min(cells_touched(point, radius_m))`
     without building the list."""
+    return Cell(*_owner_row_col(point, radius_m))
+
+
+def _owner_row_col(point: GeoPoint, radius_m: float) -> tuple[int, int]:
     dlat = radius_m / METRES_PER_DEGREE_LAT
     dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(point.lat)), 0.01))
-    return Cell(
-        math.floor((point.lat - dlat) / CELL_DEGREES), math.floor((point.lon - dlon) / CELL_DEGREES)
+    return (
+        math.floor((point.lat - dlat) / CELL_DEGREES),
+        math.floor((point.lon - dlon) / CELL_DEGREES),
     )
 
 
@@ -89,5 +94,5 @@ def correlation_key(topology: Topology, incident: Incident) -> str:
     point, _ = reference_point(topology, incident)
     if point is None:
         return f"{family}|area:{incident.area_codes[0]}"
-    cell = owner_cell(point, _family_radius(topology, family))
-    return f"{family}|{cell.row}|{cell.col}"
+    row, col = _owner_row_col(point, _family_radius(topology, family))  # no `Cell` to build
+    return f"{family}|{row}|{col}"

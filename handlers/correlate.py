@@ -135,6 +135,7 @@ def verification_assignment(topology: Topology, community: str) -> Assignment:
         loop=Loop.MICRO,
         handling_area=community,
         lead_department=committee.id if committee else f"{community}.residents_committee",
+        co_departments=[],  # given, not defaulted: pydantic deep-copies a mutable default
         reasons=[
             RoutingReason(rule="lead_verification", detail="unverified alarm: verify on site")
         ],
@@ -223,6 +224,7 @@ class _Probe:
     """What every candidate case is measured against: the incident's side, worked out once."""
 
     incident: Incident
+    category_code: str
     family: str
     point: GeoPoint | None
     precise: bool
@@ -237,6 +239,7 @@ def _probe(
     point, precise = place or reference_point(topology, incident)
     return _Probe(
         incident,
+        incident.category_code,
         family_of(topology, incident.category_code),
         point,
         precise,
@@ -248,32 +251,37 @@ def _probe(
 
 def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
     """`match_distance` against a probe: the cheap tests first, most candidates fail on
-    distance."""
+    distance. A candidate of the incident's own category (the usual one) takes the probe's
+    radius and window as they are."""
     if case.status not in OPEN_STATUSES:
         return None
     category_code = case.category_code
-    if family_of(topology, category_code) != probe.family:
+    same_category = category_code == probe.category_code
+    if not same_category and family_of(topology, category_code) != probe.family:
         return None
     location, point = case.location, probe.point
-    distance = (
-        None
-        if location is None or point is None
-        else distance_m(location.lat, location.lon, point.lat, point.lon)
-    )
-    incident = probe.incident
     if probe.precise and case.location_precise:
-        if distance is None or distance > max(_radius(topology, category_code), probe.radius):
+        if location is None or point is None:
             return None
-        window = max(_window(topology, category_code), probe.window)
-        return distance if _in_window(case, incident.occurred_at, window) else None
+        distance = distance_m(location.lat, location.lon, point.lat, point.lon)
+        if distance > (
+            probe.radius if same_category else max(_radius(topology, category_code), probe.radius)
+        ):
+            return None
+        window = (
+            probe.window if same_category else max(_window(topology, category_code), probe.window)
+        )
+        return distance if _in_window(case, probe.incident.occurred_at, window) else None
     if (
-        category_code == incident.category_code
+        same_category
         and not _communities(topology, tuple(case.area_codes)).isdisjoint(probe.communities)
-        and _in_window(case, incident.occurred_at, probe.window)  # the same category: one window
+        and _in_window(case, probe.incident.occurred_at, probe.window)  # one category: one window
     ):
         # a report placed only by its area cannot be measured: the same matter in the same
         # community is the evidence (a family is too broad without a distance)
-        return distance if distance is not None else _radius(topology, category_code)
+        if location is None or point is None:
+            return _radius(topology, category_code)
+        return distance_m(location.lat, location.lon, point.lat, point.lon)
     return None
 
 
