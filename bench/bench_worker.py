@@ -85,7 +85,7 @@ async def _accounted(
         await consumer.stop()
 
 
-async def main(events: int, profile: Path | None, seed: int) -> None:
+async def main(events: int, profile: Path | None, seed: int, worker_code: Path | None) -> None:
     port = free_port()
     with EmbeddedBroker(port=port), tempfile.TemporaryDirectory() as tmp:
         base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)  # type: ignore[call-arg]
@@ -98,6 +98,8 @@ async def main(events: int, profile: Path | None, seed: int) -> None:
         settings = base.model_copy(update={"topic_prefix": f"bw-{run}-worker"})
         await asyncio.to_thread(ensure_topics, settings)
         await _preload(settings, records, Topics(settings.topic_prefix))
+        if worker_code is not None:  # the worker only: this process keeps its own imports
+            os.environ["PYTHONPATH"] = str(worker_code)
         with workers(settings, 1, Path(tmp)) as processes:
             spies: list[subprocess.Popen[bytes]] = []
 
@@ -135,5 +137,11 @@ if __name__ == "__main__":
     parser.add_argument("--events", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=3)
     parser.add_argument("--profile", type=Path)
+    parser.add_argument(
+        "--worker-code",
+        type=Path,
+        help="run the worker from this source tree (e.g. a `git worktree` of an older commit), "
+        "to compare versions under the same bench",
+    )
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.events, arguments.profile, arguments.seed))
+    asyncio.run(main(arguments.events, arguments.profile, arguments.seed, arguments.worker_code))
