@@ -53,13 +53,13 @@ class CaseRow(Base):
 
     case_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(20), index=True)
-    category_code: Mapped[str] = mapped_column(String(60), index=True)
+    status: Mapped[str] = mapped_column(String(20))
+    category_code: Mapped[str] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(Text)
     severity: Mapped[str | None] = mapped_column(String(4))
-    loop: Mapped[str | None] = mapped_column(String(10), index=True)
+    loop: Mapped[str | None] = mapped_column(String(10))
     handling_area: Mapped[str | None] = mapped_column(String(20), index=True)
-    lead_department: Mapped[str | None] = mapped_column(String(80), index=True)
+    lead_department: Mapped[str | None] = mapped_column(String(80))
     coordinating_centre: Mapped[str | None] = mapped_column(String(80))
     correlation_key: Mapped[str] = mapped_column(String(120))
     area_codes: Mapped[list[str]] = mapped_column(JSON)
@@ -83,7 +83,17 @@ class CaseRow(Base):
     topology_version: Mapped[str | None] = mapped_column(String(80))
     state: Mapped[dict[str, Any]] = mapped_column(JSON)
 
-    __table_args__ = (Index("ix_cases_opened", "opened_at", "case_id"),)
+    # Pages are newest first: each filter a page may have on its own leads an index that
+    # continues in that order, so a page of 50 reads about 50 rows whatever the filter's share
+    # (an index on the filter alone made the database sort every match: 0.36 s for one status
+    # of 100,000 cases on SQLite)
+    __table_args__ = (
+        Index("ix_cases_opened", "opened_at", "case_id"),
+        Index("ix_cases_status_opened", "status", "opened_at", "case_id"),
+        Index("ix_cases_category_opened", "category_code", "opened_at", "case_id"),
+        Index("ix_cases_loop_opened", "loop", "opened_at", "case_id"),
+        Index("ix_cases_lead_opened", "lead_department", "opened_at", "case_id"),
+    )
 
 
 class CaseEventRow(Base):

@@ -361,7 +361,8 @@ async def read_load(
                 figures: dict[str, dict[str, float]] = {}
                 for name, (paths, headers) in rows.items():
                     # warm up: connections, code paths and the database's cache
-                    await measure([calling(get, p, headers) for p in paths[:200]], concurrency)
+                    warm = paths[: max(concurrency, len(paths) // 10)]
+                    await measure([calling(get, p, headers) for p in warm], concurrency)
                     spy = None
                     if profile is not None and not name.startswith("GET /healthz"):
                         await asyncio.to_thread(profile.mkdir, parents=True, exist_ok=True)

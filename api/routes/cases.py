@@ -127,10 +127,13 @@ def visible_cases(query: AnySelect, principal: Principal, city: str) -> AnySelec
     except Denied as denied:
         raise forbidden(denied) from None
     if principal.role is Role.DEPARTMENT:
+        # from the department's own cases, not a probe per case: most departments are on a few
+        # of the city's cases, and a probe per case read all of them (0.19 s in 100,000)
         return query.where(
-            exists().where(
-                CaseDepartmentRow.case_id == CaseRow.case_id,
-                CaseDepartmentRow.department_id == principal.scope,
+            CaseRow.case_id.in_(
+                select(CaseDepartmentRow.case_id).where(
+                    CaseDepartmentRow.department_id == principal.scope
+                )
             )
         )
     prefix = subtree_prefix(principal.scope, city)
