@@ -1,6 +1,7 @@
 """Handler path throughput: the CPU the worker's handlers spend per source record, no Kafka.
 
     .venv/bin/python bench/bench_handlers.py [--minutes 60] [--rate 3] [--seed 7] [--passes 3]
+    .venv/bin/python bench/bench_handlers.py --storm 5000
 
 One generated stream of the Chengdu scenario (the project's generator, a fixed seed) goes
 through exactly what `streams/app.py` does per record, single-threaded:
@@ -17,6 +18,11 @@ deterministic: the digest of every byte the path emits is printed, and must not 
 the handlers get faster. The baseline, measured in the same run, is Python's floor for
 touching each record at all: `json.loads` of its bytes and one dict lookup. Best of N passes,
 each over a fresh case book.
+
+`--storm N` measures one storm case instead: N reports of one flooded underpass, one a second,
+through the cases agent's path (incident bytes parsed, decided, events serialised); it prints
+the CPU per record over the first and the last tenth of the storm, and their ratio, which stays
+near 1 when a case's per-event cost does not grow with its reports.
 """
 
 from __future__ import annotations
@@ -27,9 +33,9 @@ import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
-from cityloop.contracts import Incident, Mode, Origin, Source
+from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.settings import Settings
 from handlers.book import CaseBook
@@ -123,6 +129,52 @@ def floor(records: list[Record], sources: dict[str, Source]) -> tuple[int, str]:
     return found, ""
 
 
+STORM_AREA = "510104001001"
+STORM_POINT = GeoPoint(lat=30.648966, lon=104.074966)
+
+
+def storm(topology: Topology, reports: int) -> tuple[float, float, str]:
+    """CPU µs per record over the first and the last tenth of one storm case's reports, and a
+    digest of what the path emitted."""
+    start = datetime(2026, 7, 15, 14, 0, tzinfo=UTC)
+    wires = []
+    for number in range(reports):
+        moment = start + timedelta(seconds=number)
+        incident = Incident(
+            incident_id=f"storm-{number}",
+            idempotency_key=f"/hotline|storm-{number}",
+            source=Source.HOTLINE,
+            event_id=f"storm-{number}",
+            event_source="/hotline",
+            category_code="waterlogging",
+            title="下穿隧道积水",
+            text="隧道积水很深，车辆无法通行",
+            area_codes=[STORM_AREA],
+            location=STORM_POINT,
+            occurred_at=moment,
+            received_at=moment,
+            origin=Origin(topic="cityloop.events.hotline", partition=0, offset=number),
+        )
+        wires.append((correlation_key(topology, incident), incident.model_dump_json().encode()))
+    book = CaseBook()
+    digest = hashlib.sha256()
+    tenth = max(reports // 10, 1)
+    spent: list[float] = []
+    started = time.process_time()
+    for number, (key, wire) in enumerate(wires):
+        if number in (tenth, reports - tenth):
+            spent.append(time.process_time() - started)
+            started = time.process_time()
+        incident = Incident.model_validate_json(wire)
+        decision = book.correlate(incident, key, topology, {}, incident.received_at)
+        for case_event in decision.events:
+            digest.update(case_event.model_dump_json().encode())
+    spent.append(time.process_time() - started)
+    if len(book.cases) != 1:
+        raise AssertionError(f"the storm made {len(book.cases)} cases, not one")
+    return 1e6 * spent[0] / tenth, 1e6 * spent[-1] / tenth, digest.hexdigest()[:16]
+
+
 def best_of(passes: int, run: Callable[[], tuple[int, str]]) -> tuple[float, int, str]:
     best = float("inf")
     emitted, digest = 0, ""
@@ -139,9 +191,21 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=3.0, help="events per second of scenario")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--passes", type=int, default=3)
+    parser.add_argument("--storm", type=int, default=0, help="reports on one storm case instead")
     args = parser.parse_args()
 
     topology = load_topology()
+    if args.storm:
+        first, last, digest = storm(topology, args.storm)
+        print(
+            f"one storm case of {args.storm:,} reports, output digest {digest}; "
+            f"Python {platform.python_version()}"
+        )
+        print()
+        print("| reports | first tenth (µs/record) | last tenth (µs/record) | last ÷ first |")
+        print("| --- | --- | --- | --- |")
+        print(f"| {args.storm:,} | {first:.1f} | {last:.1f} | {last / first:.2f}× |")
+        return
     records = load_records(topology, args.minutes, args.rate, args.seed)
     sources = topics_for(Settings()).sources
     count = len(records)

@@ -30,7 +30,7 @@ from cityloop.contracts import (
     Severity,
     Source,
 )
-from handlers.case import OPEN_STATUSES, CaseState, EventWriter
+from handlers.case import OPEN_STATUSES, CaseState, EventWriter, micros
 from handlers.cells import correlation_key, family_of, reference_point
 from topology import Topology, UnroutableError, route
 from topology.geo import distance_m
@@ -191,20 +191,21 @@ def open_case(
 
 
 def _within_window(topology: Topology, case: CaseState, incident: Incident) -> bool:
-    window = max(_window(topology, case.category_code), _window(topology, incident.category_code))
-    return _in_window(case, incident.occurred_at, window)
+    window = max(
+        _window_us(topology, case.category_code), _window_us(topology, incident.category_code)
+    )
+    return _in_window(case, micros(incident.occurred_at), window)
 
 
-def _in_window(case: CaseState, occurred_at: datetime, window: timedelta) -> bool:
-    earliest = case.first_reported_at
-    # late reports (out of order by up to the window) still belong
-    return earliest - window <= occurred_at <= case.last_report_at + window
+def _in_window(case: CaseState, occurred_us: int, window_us: int) -> bool:
+    # late reports (out of order by up to the window) still belong; times in `micros`
+    return case.first_reported_us - window_us <= occurred_us <= case.last_report_us + window_us
 
 
 @lru_cache(maxsize=4096)
-def _window(topology: Topology, category_code: str) -> timedelta:
+def _window_us(topology: Topology, category_code: str) -> int:
     category = topology.category(category_code)
-    return timedelta(minutes=category.correlation.window_minutes if category else 0)
+    return 60_000_000 * category.correlation.window_minutes if category else 0
 
 
 @lru_cache(maxsize=4096)
@@ -229,7 +230,8 @@ class _Probe:
     point: GeoPoint | None
     precise: bool
     radius: float
-    window: timedelta
+    window_us: int
+    occurred_us: int
     communities: frozenset[str]
 
 
@@ -244,7 +246,8 @@ def _probe(
         point,
         precise,
         _radius(topology, incident.category_code),
-        _window(topology, incident.category_code),
+        _window_us(topology, incident.category_code),
+        micros(incident.occurred_at),
         _communities(topology, tuple(incident.area_codes)),
     )
 
@@ -269,13 +272,15 @@ def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
         ):
             return None
         window = (
-            probe.window if same_category else max(_window(topology, category_code), probe.window)
+            probe.window_us
+            if same_category
+            else max(_window_us(topology, category_code), probe.window_us)
         )
-        return distance if _in_window(case, probe.incident.occurred_at, window) else None
+        return distance if _in_window(case, probe.occurred_us, window) else None
     if (
         same_category
         and not _communities(topology, tuple(case.area_codes)).isdisjoint(probe.communities)
-        and _in_window(case, probe.incident.occurred_at, probe.window)  # one category: one window
+        and _in_window(case, probe.occurred_us, probe.window_us)  # one category: one window
     ):
         # a report placed only by its area cannot be measured: the same matter in the same
         # community is the evidence (a family is too broad without a distance)

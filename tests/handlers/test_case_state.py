@@ -31,7 +31,7 @@ def take(book: CaseBook, number: int, **fields: Any) -> CorrelationDecision:
 
 
 def test_the_state_has_the_documents_fields_and_copies_every_one() -> None:
-    private = {"_reports", "report_count", "first_reported_at", "device_id"}
+    private = {"_reports", "report_count", "first_reported_us", "last_report_us", "device_id"}
     assert set(CaseState.__slots__) - private == set(CaseDocument.model_fields) - {"reports"}
     state = open_case(source=Source.IOT, device_id="WL-1", cleared=False)
     twin = state.copy()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cityloop.contracts import GeoPoint
-from handlers.case import EVENT_NAMESPACE, case_event_id
+from handlers.case import EVENT_NAMESPACE, case_event_id, micros
 from handlers.cells import cells_touched, owner_cell
 
 
@@ -28,3 +29,27 @@ def test_case_event_ids_are_the_uuid5_they_always_were(case_id: str, version: in
 def test_the_owner_cell_is_the_lowest_cell_touched(lat: float, lon: float, radius: float) -> None:
     point = GeoPoint(lat=lat, lon=lon)
     assert owner_cell(point, radius) == min(cells_touched(point, radius))
+
+
+_AWARE = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=8)), timezone(timedelta(hours=-5))]),
+)
+
+
+@given(_AWARE, _AWARE, st.timedeltas(min_value=timedelta(0), max_value=timedelta(days=60)))
+def test_times_in_micros_compare_as_the_datetimes_do(
+    a: datetime, b: datetime, window: timedelta
+) -> None:
+    # the correlation window is checked on integers: it must say what the datetimes say
+    assert (a < b, a == b, a > b) == (
+        micros(a) < micros(b),
+        micros(a) == micros(b),
+        micros(a) > micros(b),
+    )
+    assert (a - window <= b <= a + window) == (
+        micros(a) - window // timedelta(microseconds=1)
+        <= micros(b)
+        <= micros(a) + window // timedelta(microseconds=1)
+    )
