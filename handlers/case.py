@@ -468,7 +468,7 @@ def _opened(event: CaseOpened) -> CaseState:
     state.lead = event.lead
     state.opened_at = state.updated_at = event.occurred_at
     state.last_report_at = event.first_report.occurred_at
-    state.last_report_us = micros(state.last_report_at)
+    state.last_report_us = state.first_reported_us = micros(state.last_report_at)
     state.assignment = None
     state.accept_deadline = state.resolve_deadline = None
     state.accepted_at = state.resolved_at = state.closed_at = None
@@ -478,9 +478,9 @@ def _opened(event: CaseOpened) -> CaseState:
     state.pending_extension_minutes = None
     state.merged_into = None
     state.cleared_devices = ()
-    state._reports = []
-    state.report_count = 0
-    state.add_report(event.first_report)
+    state._reports = [_stored(event.first_report)]
+    state.report_count = 1
+    state.device_id = event.first_report.device_id
     return state
 
 
