@@ -220,8 +220,8 @@ def _communities(topology: Topology, area_codes: tuple[str, ...]) -> frozenset[s
     return frozenset(topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in area_codes)
 
 
-@dataclass(frozen=True, slots=True)
-class _Probe:
+@dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through
+class _Probe:  # object.__setattr__, 0.9 µs a probe against 0.2; it is built once and only read
     """What every candidate case is measured against: the incident's side, worked out once."""
 
     incident: Incident
