@@ -100,6 +100,15 @@ SUMMARY_COLUMNS = (
 )
 """What a page shows of each case: plain rows of these, no ORM objects and no state."""
 
+DETAIL_COLUMNS = (
+    CaseRow.correlation_key,
+    CaseRow.lat,
+    CaseRow.lon,
+    CaseRow.accept_deadline,
+    CaseRow.resolve_deadline,
+)
+"""What a case's detail adds to its summary."""
+
 
 def summary(row: CaseRow | Row[*tuple[Any, ...]]) -> CaseSummary:
     return CaseSummary(
@@ -250,7 +259,16 @@ NOT_DETAILS = frozenset(
 )
 
 
-def timeline_entry(event: CaseEventRow) -> TimelineEntry:
+TIMELINE_COLUMNS = (
+    CaseEventRow.version,
+    CaseEventRow.type,
+    CaseEventRow.occurred_at,
+    CaseEventRow.actor,
+    CaseEventRow.body,
+)
+
+
+def timeline_entry(event: CaseEventRow | Row[*tuple[Any, ...]]) -> TimelineEntry:
     return TimelineEntry(
         version=event.version,
         type=event.type,
@@ -374,30 +392,35 @@ async def stream_cases(
 async def get_case(
     case_id: CaseIdPath, session: SessionDep, principal: PrincipalDep, topology: TopologyDep
 ) -> CasePublic:
-    # the state holds every report again: only its assignment is read, inside the database
+    # plain rows, not ORM objects; of the state (every report again) only the assignment,
+    # read inside the database
     query = visible_cases(
-        select(CaseRow, CaseRow.state["assignment"].label("assignment")).options(
-            defer(CaseRow.state)
+        select(
+            *SUMMARY_COLUMNS,
+            *DETAIL_COLUMNS,
+            CaseRow.state["assignment"].label("assignment"),
         ),
         principal,
         topology.city,
     ).where(CaseRow.case_id == case_id)
-    found = (await session.execute(query)).one_or_none()
-    if found is None:
+    row = (await session.execute(query)).one_or_none()
+    if row is None:
         raise no_case(case_id)
-    row, assignment = found
+    assignment = row.assignment
     reports = (
         await session.execute(
-            select(ReportRow).where(ReportRow.case_id == case_id).order_by(ReportRow.occurred_at)
+            select(ReportRow.body)
+            .where(ReportRow.case_id == case_id)
+            .order_by(ReportRow.occurred_at)
         )
     ).scalars()
     events = (
         await session.execute(
-            select(CaseEventRow)
+            select(*TIMELINE_COLUMNS)
             .where(CaseEventRow.case_id == case_id)
             .order_by(CaseEventRow.version)
         )
-    ).scalars()
+    ).all()
     return CasePublic(
         **summary(row).model_dump(),
         correlation_key=row.correlation_key,
@@ -409,9 +432,9 @@ async def get_case(
         resolve_deadline=row.resolve_deadline,
         reports=[
             ReportPublic.from_summary(
-                ReportSummary.model_validate(r.body), unmasked=sees_personal_data(principal)
+                ReportSummary.model_validate(body), unmasked=sees_personal_data(principal)
             )
-            for r in reports
+            for body in reports
         ],
         timeline=[timeline_entry(event) for event in events],
     )
