@@ -106,6 +106,16 @@ class RunningSystem:
     def log(self, role: str) -> str:
         return (self.data_dir / f"{role}.log").read_text(errors="replace")
 
+    def audit(self, wait_s: float = 60) -> subprocess.CompletedProcess[str]:
+        """`cityloop audit` against this system, waiting up to `wait_s` for it to hold."""
+        return subprocess.run(
+            [sys.executable, "-m", "cityloop", "audit", "--wait-s", f"{wait_s:.0f}"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=wait_s + 300,
+        )
+
 
 def start_system(
     bootstrap: str,

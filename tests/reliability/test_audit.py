@@ -4,8 +4,6 @@ live system."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,13 +82,7 @@ def test_cityloop_audit_on_a_live_system(kafka_bootstrap: str, tmp_path: Path) -
         producer.send(system.topic("events.hotline"), value=b"\xff garbage")
         producer.flush()
         producer.close()
-        result = subprocess.run(
-            [sys.executable, "-m", "cityloop", "audit", "--wait-s", "60"],
-            env=system.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        result = system.audit()
         report = json.loads(result.stdout)
         assert result.returncode == 0, result.stdout + result.stderr
         assert report["holds"] and report["entered"] == 7

@@ -44,8 +44,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -439,13 +437,7 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
         # and the accounting invariant holds, read model included
         mark = time.monotonic()
         wait_s = 60 + EVENTS / 500
-        audited = subprocess.run(
-            [sys.executable, "-m", "cityloop", "audit", "--wait-s", f"{wait_s:.0f}"],
-            env=system.env,
-            capture_output=True,
-            text=True,
-            timeout=wait_s + 300,
-        )
+        audited = system.audit(wait_s)
         timings["audit"] = time.monotonic() - mark
         assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-2000:]
         report = json.loads(audited.stdout)

@@ -6,11 +6,10 @@ is written by hand, exactly as the dead worker had written it.)"""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -103,7 +102,7 @@ def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
         assert ids == [opened.event_id, opened.event_id, dispatched.event_id]
 
         # the read model took the decision once, whole: the case is dispatched, at version 2
-        case = {}
+        case: dict[str, Any] = {}
         while time.monotonic() < deadline:
             answer = httpx.get(
                 f"{system.api_url}/v1/cases/{opened.case_id}", headers=bearer(), timeout=5
@@ -115,13 +114,7 @@ def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
         assert case.get("status") == "dispatched", case
         assert [step["type"] for step in case["timeline"]] == ["CaseOpened", "CaseDispatched"]
 
-        audited = subprocess.run(
-            [sys.executable, "-m", "cityloop", "audit", "--wait-s", "30"],
-            env=system.env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        audited = system.audit(30)
         report = json.loads(audited.stdout)
         assert audited.returncode == 0, audited.stdout[-3000:]
         assert report["entered"] == 1 and report["as_report"] == 1

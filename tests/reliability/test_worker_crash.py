@@ -4,8 +4,6 @@ opens no extra case. Checked on the case-event topic itself, against known groun
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -166,13 +164,7 @@ def test_sigkill_during_a_burst_loses_nothing_and_opens_no_extra_case(
         assert not conflicts, list(conflicts.items())[:3]
         # the exact re-sends were recorded as duplicates, each once
         # and the accounting invariant holds, read model included
-        audited = subprocess.run(
-            [sys.executable, "-m", "cityloop", "audit", "--wait-s", "60"],
-            env=system.env,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
+        audited = system.audit()
         assert audited.returncode == 0, audited.stdout[-3000:] + audited.stderr[-2000:]
         assert json.loads(audited.stdout)["entered"] == len(events)
         resent = {key for key, _ in events[len(truth) :]}
