@@ -7,7 +7,8 @@ import gc
 import hashlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import faust
 from kafka.partitioner.default import murmur2
@@ -107,7 +108,19 @@ async def send_record(
     Faust's per-send channel machinery (about 30 µs a send in a profile of the worker; the sends
     were a sixth of its CPU). The producer is the one Faust flushes before it commits offsets,
     so a record is on the broker before the offset of what caused it is committed."""
-    await app.producer.send(topic, key, value, partition, None, headers)
+    # aiokafka's future of the broker's acknowledgement (Faust types it as a bare Awaitable)
+    delivery = cast(
+        "asyncio.Future[Any]", await app.producer.send(topic, key, value, partition, None, headers)
+    )
+    delivery.add_done_callback(partial(_report_undelivered, topic))
+
+
+def _report_undelivered(topic: str, delivery: asyncio.Future[Any]) -> None:
+    """A record the producer gave up on (after its own retries) is said aloud, never dropped
+    silently; the record that caused it is redelivered only if the worker dies before its next
+    offset commit, so a lost broker (the embedded one's restart) can still lose it."""
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.error("a record for %s was not delivered: %r", topic, delivery.exception())
 
 
 async def send_dead_letter(dead_letter: DeadLetter) -> None:
