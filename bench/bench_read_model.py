@@ -44,17 +44,16 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from statistics import quantiles
 from typing import Any
 from urllib.parse import quote
 
 import aiohttp
 import asyncpg  # type: ignore[import-untyped]
+from bench_api import SECRET, measure, token  # run as a script: bench/ is on the path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.auth import mint_token
 from api.db import create_engine, migrate, session_factory
 from api.projection import project_or_skip
 from cityloop.broker import EmbeddedBroker, free_port
@@ -70,7 +69,7 @@ from cityloop.contracts import (
     VerifyCase,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
-from handlers.access import Principal, Role
+from handlers.access import Role
 from handlers.book import CaseBook
 from handlers.case import CaseStatus
 from handlers.cells import correlation_key
@@ -78,18 +77,12 @@ from handlers.intake import Accepted, take_in
 from handlers.lifecycle import decide_command
 from topology import Topology, UnroutableError, load_topology
 
-SECRET = "bench-" + "s" * 40
 POSTGRES_SERVER = os.environ.get(
     "CITYLOOP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 RATE = 0.1
 """Events per second of scenario: about 0.8 cases per event at this rate."""
 PROJECT_BATCH = 500
-
-
-def token(role: Role, scope: str) -> dict[str, str]:
-    principal = Principal(subject="bench", role=role, scope=scope)
-    return {"Authorization": f"Bearer {mint_token(SECRET, principal, timedelta(hours=4))}"}
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -218,27 +211,6 @@ def load_or_make_events(topology: Topology, cases: int, seed: int, data: Path) -
 
 
 # --- load ---------------------------------------------------------------------------------
-
-
-async def measure(
-    calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int
-) -> dict[str, float]:
-    """Run the calls with `concurrency` in flight; requests/s and latency percentiles (ms)."""
-    latencies: list[float] = []
-    queue = list(reversed(calls))
-
-    async def client() -> None:
-        while queue:
-            call = queue.pop()
-            started = time.perf_counter()
-            await call()
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    cuts = quantiles(latencies, n=100)
-    return {"per_s": len(latencies) / elapsed, "p50_ms": cuts[49], "p99_ms": cuts[98]}
 
 
 def calling(

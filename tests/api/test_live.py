@@ -71,15 +71,23 @@ def read_stream(
             assert time.monotonic() < deadline, f"stream gave only {changes}"
             line = next(lines)  # the server sends a keep-alive comment every 15 s
             raw.append(line)
-            if line == "" and "data" in fields:
-                changes.append(
-                    {"id": fields["id"], "name": fields["event"], **json.loads(fields["data"])}
-                )
-                fields = {}
-            elif line and not line.startswith(":"):
-                name, _, value = line.partition(": ")
-                fields[name] = value
+            change = take_line(line, fields)
+            if change is not None:
+                changes.append(change)
     return changes, "\n".join(raw)
+
+
+def take_line(line: str, fields: dict[str, str]) -> Change | None:
+    """One line of an event stream, gathered into `fields`; the change, once a blank line ends
+    it. Comments (the keep-alives) are skipped."""
+    if line == "" and "data" in fields:
+        change = {"id": fields["id"], "name": fields["event"], **json.loads(fields["data"])}
+        fields.clear()
+        return change
+    if line and not line.startswith(":"):
+        name, _, value = line.partition(": ")
+        fields[name] = value
+    return None
 
 
 def of_case(case_id: str) -> Callable[[list[Change]], bool]:
@@ -197,14 +205,9 @@ def follow(
             if stop.is_set():
                 return
             raw.append(line)
-            if line == "" and "data" in fields:
-                into.append(
-                    {"id": fields["id"], "name": fields["event"], **json.loads(fields["data"])}
-                )
-                fields = {}
-            elif line and not line.startswith(":"):
-                name, _, value = line.partition(": ")
-                fields[name] = value
+            change = take_line(line, fields)
+            if change is not None:
+                into.append(change)
 
 
 def topic_events(system: RunningSystem) -> list[CaseEvent]:

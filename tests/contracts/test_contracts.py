@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +127,11 @@ def test_cloudevent_envelope_and_idempotency_key() -> None:
 @pytest.mark.parametrize("time", [1764000000, 1764000000.25, "1764000000"])
 def test_a_number_is_not_an_event_time(time: Any) -> None:
     document = {"specversion": "1.0", "id": "A", "source": "/x", "type": "t", "data": {}}
-    for parse in (
+    parsers: list[Callable[[], CloudEvent]] = [
         lambda: CloudEvent.model_validate({**document, "time": time}),
         lambda: CloudEvent.model_validate_json(json.dumps({**document, "time": time})),
-    ):
+    ]
+    for parse in parsers:
         with pytest.raises(ValidationError, match="numbers are not taken as times") as caught:
             parse()
         assert describe_validation_error(caught.value).startswith("time: ")
