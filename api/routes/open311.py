@@ -533,7 +533,8 @@ async def search_requests(
     Who sees what is as for one request: hotline publishers every request posted here;
     departments, duty officers and auditors only those whose case they may see — the others
     are simply not in the answer. A request appears once the worker has put it on a case; a
-    request whose case was merged appears with the case it joined."""
+    request whose case was merged appears with the case it joined, once that case has taken
+    the merged case's reports in."""
     if principal.role is Role.PUBLISHER:
         may_publish(principal, Source.HOTLINE)
     prefix = f"{OPEN311_EVENT_SOURCE}|"
@@ -547,7 +548,7 @@ async def search_requests(
     if principal.role is not Role.PUBLISHER:
         query = visible_cases(query, principal, topology.city)
     ids = comma_list(service_request_id)
-    if service_request_id is not None and ids:
+    if ids:
         if len(ids) > MAX_SEARCH_IDS:
             raise _bad_request(f"service_request_id: at most {MAX_SEARCH_IDS} at once")
         query = query.where(ReportRow.idempotency_key.in_([prefix + id_ for id_ in ids]))
