@@ -4,8 +4,9 @@ the indexes its decisions need (dedup, open cases by correlation key, devices, d
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
+from heapq import heappop, heappush
 
 from cityloop.contracts import (
     CaseEvent,
@@ -17,7 +18,7 @@ from cityloop.contracts import (
     Origin,
     ReportAttached,
 )
-from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, report_of
+from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, micros, report_of
 from handlers.correlate import CorrelationDecision, SeenReport, correlate
 from topology import Topology
 
@@ -35,6 +36,10 @@ class CaseBook:
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
         self._applied_commands: set[str] = set()
+        # deadlines: a heap of (instant in µs, case id), and each open case's earliest deadline
+        # as it was pushed; an entry that no longer matches its case's is stale and skipped
+        self._deadlines: list[tuple[int, str]] = []
+        self._deadline_of: dict[str, int] = {}
         self.skipped: int = 0
 
     # --- folding ---------------------------------------------------------------------------
@@ -91,8 +96,17 @@ class CaseBook:
                 self._false_alarms[event.device_id] = event.device_false_alarms
         if state.is_open:
             self._open[state.correlation_key][state.case_id] = state
+            self._track_deadline(state, _earliest_deadline(state))
         else:
             self._open[state.correlation_key].pop(state.case_id, None)
+            self._deadline_of.pop(state.case_id, None)
+
+    def _track_deadline(self, state: CaseState, deadline: int | None) -> None:
+        if deadline is None:
+            self._deadline_of.pop(state.case_id, None)
+        elif self._deadline_of.get(state.case_id) != deadline:
+            self._deadline_of[state.case_id] = deadline
+            heappush(self._deadlines, (deadline, state.case_id))
 
     def _remember(self, key: str, case_id: str, origin: Origin | None, digest: str = "") -> None:
         known = self._seen.get(key)
@@ -163,11 +177,38 @@ class CaseBook:
         for open_cases in self._open.values():
             yield from open_cases.values()
 
-    def due(self, now: datetime) -> list[CaseState]:
-        """Open cases with a deadline at or before `now`."""
-        return [
-            case
-            for case in self.open_cases()
-            if (case.accept_deadline is not None and case.accept_deadline < now)
-            or (case.resolve_deadline is not None and case.resolve_deadline < now)
-        ]
+    def due(
+        self, now: datetime, mine: Callable[[CaseState], bool] | None = None
+    ) -> list[CaseState]:
+        """Open cases with a deadline before `now` (of those `mine` accepts), earliest first.
+        Each is handed out once per deadline: a case is due again only for a later deadline,
+        whether its decision set one or it already had one. Costs what is due, not what is
+        open: a tick used to test every open case of the book, four times (once per case
+        partition), which at 100,000 open cases held the cases agent for a good part of
+        every tick."""
+        moment = micros(now)
+        due: list[CaseState] = []
+        others: list[tuple[int, str]] = []
+        while self._deadlines and self._deadlines[0][0] < moment:
+            deadline, case_id = heappop(self._deadlines)
+            case = self.cases.get(case_id)
+            if case is None or self._deadline_of.get(case_id) != deadline or not case.is_open:
+                continue  # stale: the case moved on, or closed
+            if mine is not None and not mine(case):
+                others.append((deadline, case_id))  # another partition's tick takes it
+                continue
+            due.append(case)
+            later = [d for d in _deadlines(case) if d >= moment]
+            self._track_deadline(case, min(later) if later else None)
+        for entry in others:
+            heappush(self._deadlines, entry)
+        return due
+
+
+def _deadlines(state: CaseState) -> list[int]:
+    return [micros(d) for d in (state.accept_deadline, state.resolve_deadline) if d is not None]
+
+
+def _earliest_deadline(state: CaseState) -> int | None:
+    pending = _deadlines(state)
+    return min(pending) if pending else None

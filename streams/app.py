@@ -278,9 +278,10 @@ async def take_incident(incident: Incident, key: str) -> None:
 
 async def take_control(message: Any, partition: int, now: datetime) -> None:
     if isinstance(message, Tick):
-        for due in book.due(message.now):
-            if partition_of(due.correlation_key) == partition:
-                await publish(check_deadlines(due, topology, modes, message.now))
+        for due in book.due(
+            message.now, lambda case: partition_of(case.correlation_key) == partition
+        ):
+            await publish(check_deadlines(due, topology, modes, message.now))
         return
     if isinstance(message, SwitchMode):
         outcome = decide_mode_switch(message, topology, now)
