@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from statistics import quantiles
 
@@ -84,7 +85,7 @@ async def run(
     by_source: dict[str, list[bytes]] = {}
     for record in stream.records:
         assert record.source is not None  # noqa: S101 - generated records name their source
-        by_source.setdefault(record.source.value, []).append(record.value)
+        by_source.setdefault(record.source.value, []).append(record.value or b"")
     source, bodies = max(by_source.items(), key=lambda item: len(item[1]))
     single, batched = bodies[: events // 2], bodies[events // 2 : events]
     publisher = token(Role.PUBLISHER, source)
@@ -154,7 +155,7 @@ async def run(
 
                     await send(b"{}")  # the topic exists before the clock starts
                     figures["aiokafka send_and_wait, acks=all (baseline)"] = await measure(
-                        [lambda body=body: send(body) for body in single], concurrency
+                        [partial(send, body) for body in single], concurrency
                     )
                 finally:
                     await producer.stop()
@@ -170,7 +171,7 @@ async def run(
                     else None
                 )
                 figures[f"POST /v1/events/{source}"] = await measure(
-                    [lambda body=body: post(f"/v1/events/{source}", body) for body in single],
+                    [partial(post, f"/v1/events/{source}", body) for body in single],
                     concurrency,
                 )
                 if spy is not None:
@@ -180,7 +181,7 @@ async def run(
                     for i in range(0, len(batched), batch)
                 ]
                 timing = await measure(
-                    [lambda body=body: post(f"/v1/events/{source}/batch", body) for body in chunks],
+                    [partial(post, f"/v1/events/{source}/batch", body) for body in chunks],
                     min(concurrency, len(chunks)),
                 )
                 timing["events_per_s"] = timing["per_s"] * batch
@@ -198,14 +199,11 @@ async def run(
                 case_ids = [item["case_id"] for item in page["items"]]
                 reads = max(200, len(single) // 4)
                 figures["GET /v1/cases?limit=50"] = await measure(
-                    [lambda: get("/v1/cases?limit=50", officer)] * reads, concurrency
+                    [partial(get, "/v1/cases?limit=50", officer)] * reads, concurrency
                 )
                 targets = [case_ids[n % len(case_ids)] for n in range(reads)]
                 figures["GET /v1/cases/{id}"] = await measure(
-                    [
-                        lambda case_id=case_id: get(f"/v1/cases/{case_id}", officer)
-                        for case_id in targets
-                    ],
+                    [partial(get, f"/v1/cases/{case_id}", officer) for case_id in targets],
                     concurrency,
                 )
                 return figures

@@ -48,7 +48,7 @@ from typing import Any
 from urllib.parse import quote
 
 import aiohttp
-import asyncpg  # type: ignore[import-untyped]
+import asyncpg
 from bench_api import SECRET, measure, token  # run as a script: bench/ is on the path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url

@@ -88,7 +88,7 @@ async def _accounted(
 async def main(events: int, profile: Path | None, seed: int, worker_code: Path | None) -> None:
     port = free_port()
     with EmbeddedBroker(port=port), tempfile.TemporaryDirectory() as tmp:
-        base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)  # type: ignore[call-arg]
+        base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)
         topology = load_topology(base.topology_file)
         records = _stream(topology, events, seed)
         run = uuid.uuid4().hex[:6]

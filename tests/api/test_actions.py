@@ -3,6 +3,8 @@ outcome read back; scope and role decide who may post at all."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 import pytest
 
@@ -13,7 +15,7 @@ pytestmark = pytest.mark.broker
 
 
 def act(
-    system: RunningSystem, case_id: str, action: dict[str, object], headers: dict[str, str]
+    system: RunningSystem, case_id: str, action: Mapping[str, object], headers: dict[str, str]
 ) -> httpx.Response:
     return httpx.post(
         f"{system.api_url}/v1/cases/{case_id}/actions", json=action, headers=headers, timeout=10
@@ -25,7 +27,10 @@ def outcome(
 ) -> dict[str, object]:
     assert response.status_code == 202, response.text
     url = system.api_url + response.json()["status_url"]
-    return httpx.get(url, params={"wait": 10}, headers=headers, timeout=15).json()
+    answer: dict[str, object] = httpx.get(
+        url, params={"wait": 10}, headers=headers, timeout=15
+    ).json()
+    return answer
 
 
 def test_departments_and_centres_act_through_the_api(system: RunningSystem) -> None:

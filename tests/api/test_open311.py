@@ -105,9 +105,9 @@ def test_a_request_becomes_a_case_and_reads_closed_once_resolved(system: Running
 
     resolved = wait_for(lambda: reads("resolved"), 15)
     assert resolved and resolved["status"] == "closed"
-    for action in ({"type": "verify", "satisfied": True}, {"type": "close", "reason": "archived"}):
-        applied = outcome(system, act(system, case["case_id"], action, centre), centre)
-        assert applied["state"] == "applied", applied
+    for closing in ({"type": "verify", "satisfied": True}, {"type": "close", "reason": "archived"}):
+        settled = outcome(system, act(system, case["case_id"], closing, centre), centre)
+        assert settled["state"] == "applied", settled
     closed = wait_for(lambda: reads("closed"), 15)
     assert closed and closed["status"] == "closed"
 

@@ -271,19 +271,19 @@ def test_the_live_system_serves_this_document(seeded: Seeded) -> None:
 
 @live
 @schema.parametrize()
-def test_api_as_a_city_duty_officer(case: Case, seeded: Seeded) -> None:
+def test_api_as_a_city_duty_officer(case: Case[Any], seeded: Seeded) -> None:
     case.call_and_validate(base_url=seeded.url, headers=bearer())
 
 
 @live
 @schema.include(path_regex=INGEST).parametrize()
-def test_ingest_as_a_hotline_publisher(case: Case, seeded: Seeded) -> None:
+def test_ingest_as_a_hotline_publisher(case: Case[Any], seeded: Seeded) -> None:
     case.call_and_validate(base_url=seeded.url, headers=bearer("publisher", "hotline"))
 
 
 @live
 @schema.parametrize()
-def test_api_without_a_token(case: Case, seeded: Seeded) -> None:
+def test_api_without_a_token(case: Case[Any], seeded: Seeded) -> None:
     case.call_and_validate(base_url=seeded.url)
 
 

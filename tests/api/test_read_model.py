@@ -137,7 +137,7 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
         elsewhere = (await client.get("/v1/cases", params={"area": "510105"})).json()
         assert elsewhere["items"] == []
 
-        async def count(**params: object) -> int:
+        async def count(**params: str | bool) -> int:
             return len((await client.get("/v1/cases", params=params)).json()["items"])
 
         assert await count(source="hotline") == 3 and await count(source="iot") == 0

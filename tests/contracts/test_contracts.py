@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
@@ -60,7 +60,12 @@ DUTY = {
     "summary": "燃气泄漏",
     "reported_at": "2026-11-22T08:00:00+08:00",
 }
-VALID = {Source.HOTLINE: HOTLINE, Source.IOT: IOT, Source.GRID: GRID, Source.DUTY: DUTY}
+VALID: dict[Source, dict[str, Any]] = {
+    Source.HOTLINE: HOTLINE,
+    Source.IOT: IOT,
+    Source.GRID: GRID,
+    Source.DUTY: DUTY,
+}
 
 
 @pytest.mark.parametrize("source", list(Source))
@@ -193,7 +198,10 @@ def test_documented_examples_validate_and_use_the_default_topology() -> None:
     topology = load_topology()
     documented = (Path(__file__).parents[2] / "docs" / "events.md").read_text(encoding="utf-8")
     for source, model in PAYLOADS.items():
-        examples = model.model_config.get("json_schema_extra", {}).get("examples", [])  # type: ignore[union-attr]
+        extra = model.model_config.get("json_schema_extra")
+        examples = cast(
+            list[dict[str, Any]], extra.get("examples", []) if isinstance(extra, dict) else []
+        )
         assert examples, f"{model.__name__} has no documented example"
         for example in examples:
             payload = model.model_validate(example)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,7 +56,7 @@ def test_reports_in_no_case_and_cases_of_unknown_reports_are_counted_not_scored(
 
 
 def test_assignment_follows_opened_attached_and_duplicate_events() -> None:
-    events = [
+    events: list[dict[str, Any]] = [
         {"type": "CaseOpened", "case_id": "C1", "first_report": {"idempotency_key": "s|1"}},
         {"type": "CaseDispatched", "case_id": "C1"},
         {"type": "ReportAttached", "case_id": "C1", "report": {"idempotency_key": "s|2"}},

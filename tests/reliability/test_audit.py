@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaProducer
 
-from cityloop.contracts import DeadLetter, DeadLetterReason, Origin, Source
+from cityloop.contracts import CaseEvent, DeadLetter, DeadLetterReason, Origin, Source
 from handlers.audit import audit
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
@@ -35,7 +36,7 @@ def letter(offset: int) -> DeadLetter:
     )
 
 
-def history() -> tuple[list, dict]:
+def history() -> tuple[list[CaseEvent], dict[str, dict[str, Any]]]:
     opened = correlate(incident(origin=origin(0)), None, None, [], None, TINY, {}, NOW)
     state = fold(list(opened.events))
     duplicate = correlate(

@@ -59,11 +59,15 @@ def new_case(system: RunningSystem, lat: float, **data: Any) -> dict[str, Any]:
     publish(system, "hotline", json.dumps(event, ensure_ascii=False).encode())
     cases = wait_for(lambda: cases_with_report(system, f"{event['source']}|{event['id']}"), 30)
     assert len(cases) == 1, system.log("worker")[-3000:]
-    return cases[0]
+    case: dict[str, Any] = cases[0]
+    return case
 
 
 def case_now(system: RunningSystem, case_id: str) -> dict[str, Any]:
-    return httpx.get(f"{system.api_url}/v1/cases/{case_id}", headers=bearer(), timeout=5).json()
+    case: dict[str, Any] = httpx.get(
+        f"{system.api_url}/v1/cases/{case_id}", headers=bearer(), timeout=5
+    ).json()
+    return case
 
 
 def command(kind: str, case: dict[str, Any], actor: str, **fields: Any) -> dict[str, Any]:
