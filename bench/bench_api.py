@@ -47,6 +47,19 @@ def token(role: Role, scope: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {mint_token(SECRET, principal, timedelta(hours=2))}"}
 
 
+async def until_ready(http: aiohttp.ClientSession, tries: int = 600) -> bool:
+    """Poll `/readyz` every 0.1 s until it answers 200; False if it never did."""
+    for _ in range(tries):
+        try:
+            async with http.get("/readyz") as ready:
+                if ready.status == 200:
+                    return True
+        except aiohttp.ClientError:
+            pass
+        await asyncio.sleep(0.1)
+    return False
+
+
 async def measure(
     calls: Sequence[Callable[[], Awaitable[None]]], concurrency: int
 ) -> dict[str, float]:
@@ -114,14 +127,7 @@ async def run(
             connector = aiohttp.TCPConnector(limit=concurrency)
             timeout = aiohttp.ClientTimeout(total=60)
             async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as http:
-                for _ in range(600):
-                    try:
-                        async with http.get("/readyz") as ready:
-                            if ready.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
+                await until_ready(http)
                 figures: dict[str, dict[str, float]] = {}
                 for _ in range(200):  # warm up connections and code paths
                     async with http.get("/healthz") as response:

@@ -49,7 +49,7 @@ from urllib.parse import quote
 
 import aiohttp
 import asyncpg
-from bench_api import SECRET, measure, token  # run as a script: bench/ is on the path
+from bench_api import SECRET, measure, token, until_ready  # run as a script: bench/ is on the path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -313,15 +313,7 @@ async def read_load(
             async with aiohttp.ClientSession(
                 f"http://127.0.0.1:{port}", connector=connector, timeout=timeout
             ) as http:
-                for _ in range(600):
-                    try:
-                        async with http.get("/readyz") as ready:
-                            if ready.status == 200:
-                                break
-                    except aiohttp.ClientError:
-                        pass
-                    await asyncio.sleep(0.1)
-                else:
+                if not await until_ready(http):
                     raise RuntimeError((Path(tmp) / "api.log").read_text()[-3000:])
 
                 async def get(path: str, headers: dict[str, str]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import signal
@@ -42,12 +41,6 @@ def configure_logging(level: str = "WARNING") -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-WORKER_GC_THRESHOLDS = (50_000, 20, 20)
-"""The worker allocates a few short-lived objects per record and holds every case in its book;
-the default first-generation threshold (700) collected every few records and the full
-collections walked the whole book (bench/bench_handlers.py: GC was 10-15% of the path)."""
-
-
 @app.command()
 def broker() -> None:
     """Run the embedded Kafka-compatible broker (tansu, in memory) until Ctrl-C."""
@@ -82,10 +75,6 @@ def worker(
 
     wait_until_answers(settings.bootstrap_servers)
     created = ensure_topics(settings)
-    import mode.loop
-
-    mode.loop.use("uvloop")  # before the app makes its loop: fewer µs per callback, per message
-    gc.set_threshold(*WORKER_GC_THRESHOLDS)
     from faust.worker import Worker
 
     from streams.app import app as faust_app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import hashlib
 import logging
 from datetime import UTC, datetime
@@ -237,8 +236,6 @@ async def rebuild() -> None:
         record = SwitchMode.model_validate_json(value)
         modes[record.area_code] = record.mode
     book, needs_rebuild = fresh, False
-    gc.collect()
-    gc.freeze()  # the rebuilt book lives on: later collections need not walk it again
     log.info("case book rebuilt: %d cases from %d events", len(book.cases), len(history))
 
 
