@@ -157,9 +157,13 @@ class CommandRow(Base):
 
 def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+    sqlite = url.get_backend_name() == "sqlite"
+    if sqlite and url.database not in (None, "", ":memory:"):
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    return create_async_engine(url, pool_pre_ping=True)
+    # a server's connections can die under the pool (a restart, an idle timeout): each is
+    # pinged when taken; a SQLite file has no connection to lose, and a ping per request was
+    # a fifth of a case detail's database time
+    return create_async_engine(url, pool_pre_ping=not sqlite)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

@@ -11,8 +11,9 @@ from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from api.auth import InvalidToken, read_token
+from api.auth import InvalidToken, VerifiedTokens
 from api.errors import refuse
+from api.reading import Reader
 from cityloop.settings import Settings
 from handlers.access import Principal
 from topology import Topology
@@ -21,6 +22,11 @@ from topology import Topology
 async def _session(request: Request) -> AsyncIterator[AsyncSession]:
     async with request.app.state.sessions() as session:
         yield session
+
+
+async def _reader(request: Request) -> Reader:
+    reader: Reader = request.app.state.reader
+    return reader
 
 
 async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
@@ -50,7 +56,6 @@ async def _principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    settings: Settings = request.app.state.settings
     if credentials is None:
         raise refuse(
             status.HTTP_401_UNAUTHORIZED,
@@ -59,7 +64,8 @@ async def _principal(
             headers={"WWW-Authenticate": "Bearer"},
         )
     try:
-        return read_token(settings.jwt_secret.get_secret_value(), credentials.credentials)
+        tokens: VerifiedTokens = request.app.state.tokens
+        return tokens.principal(credentials.credentials)
     except InvalidToken as exc:
         raise refuse(
             status.HTTP_401_UNAUTHORIZED,
@@ -72,6 +78,7 @@ async def _principal(
 SettingsDep = Annotated[Settings, Depends(_settings)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
+ReaderDep = Annotated[Reader, Depends(_reader)]
 SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ProducerDep = Annotated[Any, Depends(_producer)]
 TopologyDep = Annotated[Topology, Depends(_topology)]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from api.auth import VerifiedTokens
 from api.db import create_engine, migrate, session_factory
 from api.errors import PROBLEM_MODELS, install_refusals
 from api.metrics import Metrics
 from api.projection import Projector
+from api.reading import reader_for
 from api.routes import cases, commands, events, health, open311, stats
 from api.schemas import COMPONENTS, CaseChange
 from cityloop.contracts import CloudEvent
@@ -49,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         await migrate(engine)
+        app.state.reader = reader_for(settings.database_url)
         app.state.sessions = session_factory(engine)
         app.state.topology = load_topology(settings.topology_file)
         app.state.producer = async_producer(settings)
@@ -59,6 +63,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             group_id=f"{settings.topic_prefix}-projector",
             metrics=app.state.metrics,
         )
+        # what was loaded to start (the topology's graph of thousands of departments, the
+        # modules) lives as long as the process: out of the collector's sight, a full
+        # collection no longer walks it (tens of ms, the tail of a case detail's latency)
+        gc.freeze()
         stop = asyncio.Event()
         projecting = asyncio.create_task(app.state.projector.run(stop), name="projector")
         try:
@@ -69,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await projecting
             await app.state.producer.stop()
+            await app.state.reader.close()
             await engine.dispose()
 
     app = FastAPI(
@@ -78,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.tokens = VerifiedTokens(settings.jwt_secret.get_secret_value())
     app.state.metrics = Metrics()
     install_refusals(app)
     app.include_router(events.router)

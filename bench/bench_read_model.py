@@ -382,6 +382,12 @@ async def measure_all(
         file=sys.stderr,
     )
     rows = workload(topology, events, args.requests, args.seed)
+    if args.only:
+        rows = {
+            name: row
+            for name, row in rows.items()
+            if name.startswith("GET /healthz") or any(part in name for part in args.only)
+        }
     databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
     lines = [
         "| database | what | requests/s | p50 ms | p99 ms | / healthz |",
@@ -425,6 +431,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--data", type=Path, help="keep events and databases for the next run")
     parser.add_argument("--profile", type=Path, help="py-spy the API for 4 s of each row")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="measure only the rows whose name contains this (again for more; /healthz always)",
+    )
     parser.add_argument("--json", action="store_true")
     asyncio.run(run(parser.parse_args()))
 

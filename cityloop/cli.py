@@ -122,6 +122,7 @@ def api(
         create_app(settings),
         host=host or settings.api_host,
         port=port or settings.api_port,
+        http="httptools",
         log_level="warning",
     )
 

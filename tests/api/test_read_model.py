@@ -11,8 +11,9 @@ import httpx
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from fastapi import FastAPI
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from api.db import (
     Base,
@@ -25,6 +26,7 @@ from api.db import (
 )
 from api.main import create_app
 from api.projection import project, project_or_skip
+from api.reading import reader_for
 from cityloop.contracts import CASE_COMMAND_ADAPTER, CallerContact, Incident, Source
 from cityloop.settings import Settings
 from handlers.case import fold
@@ -106,6 +108,16 @@ async def test_projection_applies_each_version_once(engine: AsyncEngine) -> None
             assert await session.scalar(text("select 1")) == 1
 
 
+def wired_app(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+    """The app with what its lifespan would give it, on this test's database (no broker)."""
+    url = engine.url.render_as_string(hide_password=False)
+    app = create_app(Settings(database_url=url, jwt_secret=TEST_SECRET))
+    app.state.sessions = sessions
+    app.state.reader = reader_for(url)
+    app.state.topology = TINY
+    return app
+
+
 async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
     sessions = session_factory(engine)
     case_ids = []
@@ -114,9 +126,7 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
             decision = correlate(incident(number, category), None, None, [], None, TINY, {}, NOW)
             await project(session, decision.events)
             case_ids.append(decision.case_id)
-    app = create_app(Settings(database_url=str(engine.url), jwt_secret=TEST_SECRET))
-    app.state.sessions = sessions
-    app.state.topology = TINY
+    app = wired_app(engine, sessions)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://test", headers=bearer()
@@ -213,9 +223,7 @@ async def test_stats_add_up_the_cases_each_caller_may_see(engine: AsyncEngine) -
     )
     async with sessions() as session:
         await project(session, [*first.events, *second.events, *accepted.events])
-    app = create_app(Settings(database_url=str(engine.url), jwt_secret=TEST_SECRET))
-    app.state.sessions = sessions
-    app.state.topology = TINY
+    app = wired_app(engine, sessions)
     period = {
         "since": (NOW - timedelta(days=1)).isoformat(),
         "until": (NOW + timedelta(days=1)).isoformat(),
