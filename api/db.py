@@ -59,6 +59,8 @@ class CaseRow(Base):
     severity: Mapped[str | None] = mapped_column(String(4))
     loop: Mapped[str | None] = mapped_column(String(10))
     handling_area: Mapped[str | None] = mapped_column(String(20), index=True)
+    # its first six characters (handlers.access.district_code): what a district's page reads by
+    handling_district: Mapped[str | None] = mapped_column(String(6))
     lead_department: Mapped[str | None] = mapped_column(String(80))
     coordinating_centre: Mapped[str | None] = mapped_column(String(80))
     correlation_key: Mapped[str] = mapped_column(String(120))
@@ -93,6 +95,14 @@ class CaseRow(Base):
         Index("ix_cases_category_opened", "category_code", "opened_at", "case_id"),
         Index("ix_cases_loop_opened", "loop", "opened_at", "case_id"),
         Index("ix_cases_lead_opened", "lead_department", "opened_at", "case_id"),
+        Index("ix_cases_district_opened", "handling_district", "opened_at", "case_id"),
+        Index(
+            "ix_cases_status_district_opened",
+            "status",
+            "handling_district",
+            "opened_at",
+            "case_id",
+        ),
     )
 
 

@@ -35,6 +35,7 @@ from cityloop.contracts import (
     CommandOutcome,
 )
 from cityloop.settings import Settings
+from handlers.access import district_code
 from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
 from streams.clients import async_consumer
 from streams.decisions import DecisionAssembler, whole_decisions
@@ -55,6 +56,7 @@ def _case_columns(state: CaseState) -> dict[str, Any]:
         "severity": state.severity.value if state.severity else None,
         "loop": assignment.loop.value if assignment else None,
         "handling_area": assignment.handling_area if assignment else None,
+        "handling_district": district_code(assignment.handling_area) if assignment else None,
         "lead_department": assignment.lead_department if assignment else None,
         "coordinating_centre": assignment.coordinating_centre if assignment else None,
         "correlation_key": state.correlation_key,

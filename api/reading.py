@@ -55,8 +55,10 @@ class LoopReader:
             max_overflow=0,
         )
 
+        self._turns = asyncio.Semaphore(READER_CONNECTIONS)
+
     async def __call__(self, read: Callable[[Connection], T]) -> T:
-        async with self._engine.connect() as connection:
+        async with self._turns, self._engine.connect() as connection:
             return await connection.run_sync(read)
 
     async def close(self) -> None:

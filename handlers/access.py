@@ -74,6 +74,16 @@ def subtree_prefix(area: str, city: str) -> str | None:
     return None if area == city else area
 
 
+DISTRICT_CODE_LENGTH = 6
+"""A district's code is six digits (GB/T 2260's county level), and every code below it extends
+them, so an area code's first six characters are its district's."""
+
+
+def district_code(area: str) -> str:
+    """The district an area code is in (the city's own code, for the city)."""
+    return area[:DISTRICT_CODE_LENGTH]
+
+
 def sees_personal_data(principal: Principal) -> bool:
     """Only duty officers see callers' names and phones: calling back (回访) is theirs."""
     return principal.role is Role.DUTY_OFFICER

@@ -54,10 +54,12 @@ from api.schemas import (
 )
 from cityloop.contracts import Assignment, GeoPoint, Loop, ReportSummary, Source
 from handlers.access import (
+    DISTRICT_CODE_LENGTH,
     Denied,
     Principal,
     Role,
     check_may_read_cases,
+    district_code,
     sees_personal_data,
     subtree_prefix,
 )
@@ -235,8 +237,10 @@ async def list_cases(
     as_of: Annotated[Moment | None, Query(description="the moment for `overdue`")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, CodeQuery] = None,
-) -> CasePage:
+) -> Response:
     """Newest first; follow next_cursor for the next page."""
+    # the page is built and checked here and written straight out (a Response), not
+    # validated and encoded a second time by FastAPI; the detail's likewise
     # a page shows summaries: columns only — the state (every report) stays in the database,
     # and plain rows cost a fraction of ORM objects
     query = visible_cases(select(*SUMMARY_COLUMNS), principal, topology.city)
@@ -249,8 +253,11 @@ async def list_cases(
     if department:
         query = query.where(CaseRow.lead_department == department)
     if area:
-        # area codes extend their parent's code, so a subtree is a prefix
+        # area codes extend their parent's code, so a subtree is a prefix; the district's
+        # column says the same of its first six characters, by an index
         query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+        if len(area) >= DISTRICT_CODE_LENGTH:
+            query = query.where(CaseRow.handling_district == district_code(area))
     if source:
         query = query.where(
             exists().where(ReportRow.case_id == CaseRow.case_id, ReportRow.source == source.value)
@@ -284,10 +291,11 @@ async def list_cases(
     rows = await read(lambda connection: list(connection.execute(query).all()))
     more = len(rows) > limit
     rows = rows[:limit]
-    return CasePage(
+    page = CasePage(
         items=[summary(row) for row in rows],
         next_cursor=encode_cursor(rows[-1]) if more and rows else None,
     )
+    return Response(page.model_dump_json(), media_type="application/json")
 
 
 # what a timeline entry leaves out: the envelope it already shows, and reports (personal data)
@@ -490,5 +498,4 @@ async def get_case(
         ],
         timeline=[timeline_entry(event) for event in events],
     )
-    # built and checked above: written straight out, not validated and encoded a second time
     return Response(case.model_dump_json(), media_type="application/json")
