@@ -91,7 +91,15 @@ class CaseRow(Base):
     # of 100,000 cases on SQLite)
     __table_args__ = (
         Index("ix_cases_opened", "opened_at", "case_id"),
-        Index("ix_cases_status_opened", "status", "opened_at", "case_id"),
+        # with the areas a duty officer's scope tests, tested on the index (migration 0004)
+        Index(
+            "ix_cases_status_opened_areas",
+            "status",
+            "opened_at",
+            "case_id",
+            "handling_area",
+            "primary_area",
+        ),
         Index("ix_cases_category_opened", "category_code", "opened_at", "case_id"),
         Index("ix_cases_loop_opened", "loop", "opened_at", "case_id"),
         Index("ix_cases_lead_opened", "lead_department", "opened_at", "case_id"),
