@@ -151,6 +151,10 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
             return len((await client.get("/v1/cases", params=params)).json()["items"])
 
         assert await count(source="hotline") == 3 and await count(source="iot") == 0
+        assert await count(area="510104001") == 3  # a street: the district's column and prefix
+        assert await count(area="510104002") == 0
+        assert await count(area="5101") == 3  # shorter than a district: the prefix alone
+        assert await count(area="51010_") == 0  # a code, not a pattern
         assert await count(opened_since=NOW.isoformat()) == 3
         assert await count(opened_until=NOW.isoformat()) == 0
         later = (NOW + timedelta(days=30)).isoformat()
@@ -185,6 +189,9 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
         assert (await client.get("/v1/cases", headers=stranger)).json()["items"] == []
         hidden = await client.get(f"/v1/cases/{case_ids[0]}", headers=stranger)
         assert hidden.status_code == 404  # the same answer as for a case that does not exist
+        wildcard = bearer("duty_officer", "51010_")  # a scope is a code, not a pattern
+        assert (await client.get("/v1/cases", headers=wildcard)).json()["items"] == []
+        assert (await client.get(f"/v1/cases/{case_ids[0]}", headers=wildcard)).status_code == 404
         other_district = bearer("duty_officer", "510105")
         assert (await client.get("/v1/cases", headers=other_district)).json()["items"] == []
         own_district = (
