@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_handlers.py [--minutes 60] [--rate 3] [--seed 7] [--passes 3]
     .venv/bin/python bench/bench_handlers.py --storm 5000
+    .venv/bin/python bench/bench_handlers.py --memory --minutes 30 --rate 30 --seed 11
 
 One generated stream of the Chengdu scenario (the project's generator, a fixed seed) goes
 through exactly what `streams/app.py` does per record, single-threaded:
@@ -19,6 +20,9 @@ the handlers get faster. The baseline, measured in the same run, is Python's flo
 touching each record at all: `json.loads` of its bytes and one dict lookup. Best of N passes,
 each over a fresh case book.
 
+`--memory` measures what the case book holds once the stream is through instead: the bytes it
+grew by (tracemalloc), per record, and the lines of code that allocated most of them.
+
 `--storm N` measures one storm case instead: N reports of one flooded underpass, one a second,
 through the cases agent's path (incident bytes parsed, decided, events serialised); it prints
 the CPU per record over the first and the last tenth of the storm, and their ratio, which stays
@@ -28,12 +32,15 @@ near 1 when a case's per-event cost does not grow with its reports.
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import platform
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source
 from cityloop.loadtest.generate import ScenarioConfig, generate
@@ -81,10 +88,13 @@ def load_records(topology: Topology, minutes: float, rate: float, seed: int) -> 
 
 
 def handler_path(
-    records: list[Record], topology: Topology, sources: dict[str, Source]
+    records: list[Record],
+    topology: Topology,
+    sources: dict[str, Source],
+    book: CaseBook | None = None,
 ) -> tuple[int, str]:
     """The worker's per-record path; returns how many records went out and a digest of them."""
-    book = CaseBook()
+    book = CaseBook() if book is None else book
     modes: dict[str, Mode] = {}
     digest = hashlib.sha256()
     emitted = 0
@@ -175,6 +185,28 @@ def storm(topology: Topology, reports: int) -> tuple[float, float, str]:
     return 1e6 * spent[0] / tenth, 1e6 * spent[-1] / tenth, digest.hexdigest()[:16]
 
 
+def memory(
+    records: list[Record], topology: Topology, sources: dict[str, Source], top: int
+) -> tuple[int, int, list[tuple[str, int]]]:
+    """What a case book holds after the records: (cases, bytes it grew by, the lines of code
+    that allocated most of what stays, with their bytes), measured by tracemalloc."""
+    book = CaseBook()
+    gc.collect()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    handler_path(records, topology, sources, book)
+    gc.collect()
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = after.compare_to(before, "lineno")
+    here = f"{Path.cwd()}/"
+    lines = [
+        (str(stat.traceback).split("site-packages/")[-1].removeprefix(here), stat.size_diff)
+        for stat in grown[:top]
+    ]
+    return len(book.cases), sum(stat.size_diff for stat in grown), lines
+
+
 def best_of(passes: int, run: Callable[[], tuple[int, str]]) -> tuple[float, int, str]:
     best = float("inf")
     emitted, digest = 0, ""
@@ -192,6 +224,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--passes", type=int, default=3)
     parser.add_argument("--storm", type=int, default=0, help="reports on one storm case instead")
+    parser.add_argument(
+        "--memory", action="store_true", help="what the case book holds after the stream instead"
+    )
     args = parser.parse_args()
 
     topology = load_topology()
@@ -209,6 +244,18 @@ def main() -> None:
     records = load_records(topology, args.minutes, args.rate, args.seed)
     sources = topics_for(Settings()).sources
     count = len(records)
+    if args.memory:
+        cases, grown, lines = memory(records, topology, sources, top=8)
+        print(
+            f"{count:,} records ({args.minutes:g} min at {args.rate:g}/s, seed {args.seed}): "
+            f"{cases:,} cases, the book grew {grown / 1e6:.1f} MB, {grown / count:,.0f} B/record"
+        )
+        print()
+        print("| allocated at | B/record |")
+        print("| --- | ---: |")
+        for where, size in lines:
+            print(f"| `{where}` | {size / count:,.0f} |")
+        return
 
     path_s, emitted, digest = best_of(args.passes, lambda: handler_path(records, topology, sources))
     floor_s, _, _ = best_of(args.passes, lambda: floor(records, sources))
