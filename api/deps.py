@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api.auth import InvalidToken, VerifiedTokens
 from api.errors import refuse
@@ -27,12 +27,6 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 async def _reader(request: Request) -> Reader:
     reader: Reader = request.app.state.reader
     return reader
-
-
-async def _sessions(request: Request) -> async_sessionmaker[AsyncSession]:
-    """For work that outlives one session (a live stream): a session per step."""
-    sessions: async_sessionmaker[AsyncSession] = request.app.state.sessions
-    return sessions
 
 
 async def _producer(request: Request) -> Any:
@@ -79,6 +73,5 @@ SettingsDep = Annotated[Settings, Depends(_settings)]
 PrincipalDep = Annotated[Principal, Depends(_principal)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ReaderDep = Annotated[Reader, Depends(_reader)]
-SessionsDep = Annotated[async_sessionmaker[AsyncSession], Depends(_sessions)]
 ProducerDep = Annotated[Any, Depends(_producer)]
 TopologyDep = Annotated[Topology, Depends(_topology)]

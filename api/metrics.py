@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Row, func, select
 
 from api.db import CaseEventRow, CaseRow
+from api.reading import Reader
 
 
 class Metrics:
@@ -54,20 +54,24 @@ class Metrics:
             registry=self.registry,
         )
 
-    async def scrape(self, session: AsyncSession, projected: int) -> bytes:
+    async def scrape(self, read: Reader, projected: int) -> bytes:
+        counts, escalations = await read(case_counts)
         self.cases.clear()
-        counts = await session.execute(
-            select(CaseRow.status, CaseRow.loop, func.count()).group_by(
-                CaseRow.status, CaseRow.loop
-            )
-        )
         for status, loop, count in counts:
             self.cases.labels(status=status, loop=loop or "none").set(count)
-        escalations = await session.scalar(
-            select(func.count())
-            .select_from(CaseEventRow)
-            .where(CaseEventRow.type == "CaseEscalated")
-        )
-        self.escalations.set(escalations or 0)
+        self.escalations.set(escalations)
         self.projected.set(projected)
         return generate_latest(self.registry)
+
+
+CASE_COUNTS = select(CaseRow.status, CaseRow.loop, func.count()).group_by(
+    CaseRow.status, CaseRow.loop
+)
+ESCALATIONS = (
+    select(func.count()).select_from(CaseEventRow).where(CaseEventRow.type == "CaseEscalated")
+)
+
+
+def case_counts(connection: Connection) -> tuple[list[Row[str, str | None, int]], int]:
+    """Cases by status and loop, and the escalations ever made."""
+    return list(connection.execute(CASE_COUNTS).all()), connection.scalar(ESCALATIONS) or 0

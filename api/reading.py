@@ -1,5 +1,7 @@
 """The API's reads of the read model: a read is a plain function of a connection, run whole
-in one step, outside a transaction, with the statements built once where they can be.
+in one step, outside a transaction, with the statements built once where they can be. Every
+route that only reads goes through a `Reader` (`ReaderDep`); what writes (a command's record,
+the projector) goes through a session, and so does what a write depends on.
 
 On PostgreSQL a read runs on asyncpg in the event loop (`AsyncConnection.run_sync`). On SQLite
 it runs on the standard library's driver in a reader thread: aiosqlite hands every call of a
@@ -13,14 +15,16 @@ import asyncio
 import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, TypeVarTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Row, Select
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
 
 T = TypeVar("T")
+Ts = TypeVarTuple("Ts")
 
 READER_THREADS = 2
 """SQLite runs a statement without the GIL: a second thread reads while the first one's result
@@ -88,6 +92,17 @@ class ThreadReader:
     async def close(self) -> None:
         self._threads.shutdown(wait=True)
         self._engine.dispose()
+
+
+def entities(query: Select[*Ts]) -> Callable[[Connection], list[Row[*Ts]]]:
+    """A read of mapped objects (rows of ORM entities): a session on the read's connection
+    runs the query, and the objects come out detached, with what the query loaded."""
+
+    def read(connection: Connection) -> list[Row[*Ts]]:
+        with Session(connection) as session:
+            return list(session.execute(query).all())
+
+    return read
 
 
 def reader_for(database_url: str) -> Reader:

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
-from api.deps import PrincipalDep, ReaderDep, SessionsDep, TopologyDep
+from api.deps import PrincipalDep, ReaderDep, TopologyDep
 from api.errors import forbidden, problems, refuse
 from api.params import (
     MAX_CODE_LENGTH,
@@ -42,6 +42,7 @@ from api.params import (
     is_code,
     parse_position,
 )
+from api.reading import entities
 from api.schemas import (
     CASE_ID_EXAMPLE,
     COMPONENTS,
@@ -189,6 +190,16 @@ def seen_cases(query: AnySelect, seen: Seen) -> AnySelect:
     return query
 
 
+def handled_in(query: AnySelect, area: str) -> AnySelect:
+    """Narrow a case query to the cases handled in an area's subtree. Area codes extend their
+    parent's, so a subtree is a prefix; the district's column says the same of the first six
+    characters, by an index."""
+    query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+    if len(area) >= DISTRICT_CODE_LENGTH:
+        query = query.where(CaseRow.handling_district == district_code(area))
+    return query
+
+
 def visible_cases(query: AnySelect, principal: Principal, city: str) -> AnySelect:
     """A case query built for one request, narrowed to what the principal may see."""
     seen, values = seen_by(principal, city)
@@ -253,11 +264,7 @@ async def list_cases(
     if department:
         query = query.where(CaseRow.lead_department == department)
     if area:
-        # area codes extend their parent's code, so a subtree is a prefix; the district's
-        # column says the same of its first six characters, by an index
-        query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
-        if len(area) >= DISTRICT_CODE_LENGTH:
-            query = query.where(CaseRow.handling_district == district_code(area))
+        query = handled_in(query, area)
     if source:
         query = query.where(
             exists().where(ReportRow.case_id == CaseRow.case_id, ReportRow.source == source.value)
@@ -393,7 +400,7 @@ async def stream_position(
 )
 async def stream_cases(
     request: Request,
-    sessions: SessionsDep,
+    read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
     position: Annotated[int | None, Depends(stream_position)],
@@ -408,18 +415,17 @@ async def stream_cases(
         topology.city,
     )
     if position is None:
-        async with sessions() as session:
-            position = await session.scalar(select(func.max(CaseEventRow.seq))) or 0
+        newest = select(func.max(CaseEventRow.seq))
+        position = await read(lambda connection: connection.scalar(newest)) or 0
     projector = request.app.state.projector
     while True:
-        async with sessions() as session:
-            rows = (
-                await session.execute(
-                    visible.where(CaseEventRow.seq > position)
-                    .order_by(CaseEventRow.seq)
-                    .limit(STREAM_BATCH)
-                )
-            ).all()
+        rows = await read(
+            entities(
+                visible.where(CaseEventRow.seq > position)
+                .order_by(CaseEventRow.seq)
+                .limit(STREAM_BATCH)
+            )
+        )
         for event, case in rows:
             position = event.seq
             change = CaseChange(seq=event.seq, event=timeline_entry(event), case=summary(case))

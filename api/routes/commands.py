@@ -9,11 +9,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, status
 from pydantic import ValidationError, WithJsonSchema
+from sqlalchemy import select
 
 from api.db import CommandRow
-from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
+from api.deps import PrincipalDep, ProducerDep, ReaderDep, SessionDep, SettingsDep, TopologyDep
 from api.errors import forbidden, problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE
+from api.reading import entities
 from api.routes.cases import CaseIdPath, case_in_scope
 from api.schemas import COMMAND_ID_EXAMPLE, COMPONENTS, CommandAccepted, CommandStatus
 from cityloop.contracts import CASE_COMMAND_ADAPTER, MergeCase
@@ -198,14 +200,16 @@ async def command_status(
             max_length=MAX_CODE_LENGTH,
         ),
     ],
-    session: SessionDep,
+    read: ReaderDep,
     principal: PrincipalDep,
     wait: Annotated[float, Query(ge=0, le=10, description="seconds to wait for the outcome")] = 0,
 ) -> CommandStatus:
     """Pending, applied, or rejected with the reason; `?wait=2` waits up to 2 s for it."""
     deadline = asyncio.get_running_loop().time() + wait
+    query = select(CommandRow).where(CommandRow.command_id == command_id)
     while True:
-        row = await session.get(CommandRow, command_id, populate_existing=True)
+        found = await read(entities(query))  # each read sees what the projector committed
+        row = found[0][0] if found else None
         visible = row is not None and (
             principal.role is Role.AUDITOR or row.actor == principal.actor
         )
@@ -215,7 +219,6 @@ async def command_status(
             )
         if row.applied is not None or asyncio.get_running_loop().time() >= deadline:
             break
-        await session.commit()  # end the read so the next one sees the projector's write
         await asyncio.sleep(0.1)
     state = "pending" if row.applied is None else "applied" if row.applied else "rejected"
     return CommandStatus(

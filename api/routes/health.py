@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response, status
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
-from api.deps import SessionDep
+from api.deps import ReaderDep, SessionDep
 from api.schemas import Liveness, Readiness
 
 router = APIRouter(tags=["operations"])
@@ -55,8 +55,8 @@ PROMETHEUS_TEXT = {
 
 
 @router.get("/metrics", response_class=Response, responses={200: PROMETHEUS_TEXT})
-async def metrics(request: Request, session: SessionDep) -> Response:
+async def metrics(request: Request, read: ReaderDep) -> Response:
     """Prometheus exposition: events in by source, dead letters by reason, cases by state and
     loop, escalations, projection lag."""
-    body = await request.app.state.metrics.scrape(session, request.app.state.projector.applied)
+    body = await request.app.state.metrics.scrape(read, request.app.state.projector.applied)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -3,6 +3,7 @@ work orders through the same intake as every other event."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
@@ -13,16 +14,16 @@ from fastapi import APIRouter, Form, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session, defer
 from starlette.exceptions import HTTPException
 
 from api.db import CaseRow, ReportRow
-from api.deps import PrincipalDep, ProducerDep, SessionDep, SettingsDep, TopologyDep
+from api.deps import PrincipalDep, ProducerDep, ReaderDep, SettingsDep, TopologyDep
 from api.metrics import Metrics
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
-from api.routes.cases import case_in_scope, visible_cases
+from api.reading import entities
+from api.routes.cases import visible_cases
 from api.routes.events import admit, may_publish, publish, refusal
 from api.schemas import (
     OPEN311_REQUEST_ID_EXAMPLE,
@@ -345,14 +346,25 @@ async def create_request(
     ]
 
 
-async def surviving_case(session: AsyncSession, case_id: str) -> CaseRow | None:
+def surviving_case(session: Session, case_id: str) -> CaseRow | None:
     """The case, or the case it was merged into (and so on)."""
-    row = await session.get(CaseRow, case_id)
+    row = session.get(CaseRow, case_id)
     for _ in range(MAX_MERGE_HOPS):
         if row is None or row.status != CaseStatus.MERGED or not row.state.get("merged_into"):
             return row
-        row = await session.get(CaseRow, row.state["merged_into"])
+        row = session.get(CaseRow, row.state["merged_into"])
     return row
+
+
+def request_on_case(connection: Connection, key: str) -> tuple[ReportRow, CaseRow] | None:
+    """A request's report (on several cases after a merge: any leads to the surviving one)
+    and the case it is on now; None until the worker has put it on a case."""
+    with Session(connection) as session:
+        report = session.scalars(
+            select(ReportRow).where(ReportRow.idempotency_key == key).limit(1)
+        ).first()
+        case = surviving_case(session, report.case_id) if report is not None else None
+        return (report, case) if report is not None and case is not None else None
 
 
 def _not_found(service_request_id: str) -> HTTPException:
@@ -410,7 +422,7 @@ async def get_request(
             max_length=MAX_CODE_LENGTH,
         ),
     ],
-    session: SessionDep,
+    read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
 ) -> list[Open311ServiceRequest]:
@@ -423,23 +435,17 @@ async def get_request(
     (and auditors) only those whose case they may see — any other is 404."""
     if principal.role is Role.PUBLISHER:
         may_publish(principal, Source.HOTLINE)
-    report = (  # on several cases after a merge: any leads to the surviving one
-        await session.scalars(
-            select(ReportRow)
-            .where(ReportRow.idempotency_key == f"{OPEN311_EVENT_SOURCE}|{service_request_id}")
-            .limit(1)
-        )
-    ).first()
-    case = await surviving_case(session, report.case_id) if report is not None else None
-    if report is None or case is None:
+    key = f"{OPEN311_EVENT_SOURCE}|{service_request_id}"
+    found = await read(functools.partial(request_on_case, key=key))
+    if found is None:
         raise _not_found(service_request_id)
+    report, case = found
     if principal.role is not Role.PUBLISHER:
-        try:
-            case = await case_in_scope(session, case.case_id, principal, topology.city)
-        except HTTPException as exc:  # its 404 would name the case
-            if exc.status_code != status.HTTP_404_NOT_FOUND:
-                raise
-            raise _not_found(service_request_id) from None
+        seen = visible_cases(select(CaseRow.case_id), principal, topology.city).where(
+            CaseRow.case_id == case.case_id
+        )
+        if await read(lambda connection: connection.scalar(seen)) is None:
+            raise _not_found(service_request_id)  # not the case's 404, which would name it
     summary = ReportSummary.model_validate(report.body)
     return [service_request(service_request_id, summary, case, topology)]
 
@@ -479,7 +485,7 @@ def search_period(
     },
 )
 async def search_requests(
-    session: SessionDep,
+    read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
     service_request_id: Annotated[
@@ -572,7 +578,7 @@ async def search_requests(
         MAX_SEARCH_RESULTS
     )
     found: dict[str, Open311ServiceRequest] = {}
-    for report, case in (await session.execute(query)).tuples():
+    for report, case in await read(entities(query)):
         request_id = report.idempotency_key.removeprefix(prefix)
         if request_id not in found:
             summary = ReportSummary.model_validate(report.body)

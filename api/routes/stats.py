@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 
 from api.db import CaseRow
-from api.deps import PrincipalDep, SessionDep, TopologyDep
+from api.deps import PrincipalDep, ReaderDep, TopologyDep
 from api.errors import problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
-from api.routes.cases import visible_cases
+from api.routes.cases import handled_in, visible_cases
 from api.schemas import AssessmentTable
 from handlers.assessment import CaseFigures, Grouping, assess
 
@@ -31,7 +31,7 @@ GROUP_COLUMNS = {
     responses=problems(403),
 )
 async def stats(
-    session: SessionDep,
+    read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
     by: Grouping = Grouping.DEPARTMENT,
@@ -73,7 +73,8 @@ async def stats(
         topology.city,
     ).where(CaseRow.opened_at >= since, CaseRow.opened_at < until, group.is_not(None))
     if area:
-        query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+        query = handled_in(query, area)
+    rows = await read(lambda connection: connection.execute(query).all())
     figures = (
         CaseFigures(
             group=row[0],
@@ -86,6 +87,6 @@ async def stats(
             escalations=row.escalations,
             reopens=row.reopens,
         )
-        for row in await session.execute(query)
+        for row in rows
     )
     return AssessmentTable(by=by, since=since, until=until, rows=assess(figures))
