@@ -183,13 +183,17 @@ async def seeded_cases(database_url: str) -> int:
         await engine.dispose()
 
 
-async def postgres_database(name: str, fresh: bool) -> str:
-    """The PostgreSQL database of this name; made afresh (dropped first) when asked."""
-    url = make_url(POSTGRES_SERVER)
-    server = url.set(drivername="postgresql", database="postgres").render_as_string(
+def asyncpg_dsn(url: str, database: str | None = None) -> str:
+    """The address asyncpg itself takes for a SQLAlchemy URL (of another database, if named)."""
+    plain = make_url(url).set(drivername="postgresql")
+    return (plain.set(database=database) if database else plain).render_as_string(
         hide_password=False
     )
-    connection = await asyncpg.connect(server)
+
+
+async def postgres_database(name: str, fresh: bool) -> str:
+    """The PostgreSQL database of this name; made afresh (dropped first) when asked."""
+    connection = await asyncpg.connect(asyncpg_dsn(POSTGRES_SERVER, "postgres"))
     try:
         exists = await connection.fetchval("select 1 from pg_database where datname = $1", name)
         if fresh or not exists:
@@ -197,7 +201,7 @@ async def postgres_database(name: str, fresh: bool) -> str:
             await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
-    return url.set(database=name).render_as_string(hide_password=False)
+    return make_url(POSTGRES_SERVER).set(database=name).render_as_string(hide_password=False)
 
 
 async def migrate_to_head(url: str) -> None:
@@ -213,9 +217,7 @@ async def vacuum_analyze(url: str) -> None:
     it, the planner of a freshly seeded database knows no statistics (it guessed 779 dispatched
     cases of 31,387) and reads a page of one status in a district by a bitmap scan of every
     case of that status, 165 ms instead of a few."""
-    connection = await asyncpg.connect(
-        make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    )
+    connection = await asyncpg.connect(asyncpg_dsn(url))
     try:
         await connection.execute("VACUUM ANALYZE")
     finally:

@@ -84,6 +84,12 @@ def district_code(area: str) -> str:
     return area[:DISTRICT_CODE_LENGTH]
 
 
+def subtree_district(area: str) -> str | None:
+    """The district every code of an area's subtree is in; None for a code shorter than a
+    district's, whose subtree is not within one."""
+    return district_code(area) if len(area) >= DISTRICT_CODE_LENGTH else None
+
+
 def sees_personal_data(principal: Principal) -> bool:
     """Only duty officers see callers' names and phones: calling back (回访) is theirs."""
     return principal.role is Role.DUTY_OFFICER

@@ -55,13 +55,12 @@ from api.schemas import (
 )
 from cityloop.contracts import Assignment, GeoPoint, Loop, ReportSummary, Source
 from handlers.access import (
-    DISTRICT_CODE_LENGTH,
     Denied,
     Principal,
     Role,
     check_may_read_cases,
-    district_code,
     sees_personal_data,
+    subtree_district,
     subtree_prefix,
 )
 from handlers.case import CaseStatus
@@ -125,23 +124,22 @@ DETAIL_COLUMNS = (
 """What a case's detail adds to its summary."""
 
 
+SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
+
+
+def summary_fields(row: CaseRow | Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    """What a summary shows of a case's row; a detail shows it too."""
+    return {name: getattr(row, name) for name in SUMMARY_FIELDS}
+
+
 def summary(row: CaseRow | Row[*tuple[Any, ...]]) -> CaseSummary:
-    return CaseSummary(
-        case_id=row.case_id,
-        status=row.status,
-        category_code=row.category_code,
-        title=row.title,
-        severity=row.severity,
-        loop=row.loop,
-        handling_area=row.handling_area,
-        lead_department=row.lead_department,
-        area_codes=row.area_codes,
-        opened_at=row.opened_at,
-        updated_at=row.updated_at,
-        report_count=row.report_count,
-        duplicate_count=row.duplicate_count,
-        version=row.version,
-    )
+    return CaseSummary(**summary_fields(row))
+
+
+def written(model: CasePage | CasePublic) -> Response:
+    """A model built and checked by its route, written straight out: FastAPI would validate
+    and encode it a second time."""
+    return Response(model.model_dump_json(), media_type="application/json")
 
 
 class Seen(Enum):
@@ -195,8 +193,9 @@ def handled_in(query: AnySelect, area: str) -> AnySelect:
     parent's, so a subtree is a prefix; the district's column says the same of the first six
     characters, by an index."""
     query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
-    if len(area) >= DISTRICT_CODE_LENGTH:
-        query = query.where(CaseRow.handling_district == district_code(area))
+    district = subtree_district(area)
+    if district is not None:
+        query = query.where(CaseRow.handling_district == district)
     return query
 
 
@@ -250,8 +249,6 @@ async def list_cases(
     cursor: Annotated[str | None, CodeQuery] = None,
 ) -> Response:
     """Newest first; follow next_cursor for the next page."""
-    # the page is built and checked here and written straight out (a Response), not
-    # validated and encoded a second time by FastAPI; the detail's likewise
     # a page shows summaries: columns only — the state (every report) stays in the database,
     # and plain rows cost a fraction of ORM objects
     query = visible_cases(select(*SUMMARY_COLUMNS), principal, topology.city)
@@ -302,7 +299,7 @@ async def list_cases(
         items=[summary(row) for row in rows],
         next_cursor=encode_cursor(rows[-1]) if more and rows else None,
     )
-    return Response(page.model_dump_json(), media_type="application/json")
+    return written(page)
 
 
 # what a timeline entry leaves out: the envelope it already shows, and reports (personal data)
@@ -490,7 +487,7 @@ async def get_case(
     assignment = row.assignment
     unmasked = sees_personal_data(principal)
     case = CasePublic(
-        **summary(row).model_dump(),
+        **summary_fields(row),
         correlation_key=row.correlation_key,
         location=GeoPoint(lat=row.lat, lon=row.lon)
         if row.lat is not None and row.lon is not None
@@ -504,4 +501,4 @@ async def get_case(
         ],
         timeline=[timeline_entry(event) for event in events],
     )
-    return Response(case.model_dump_json(), media_type="application/json")
+    return written(case)

@@ -57,7 +57,6 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
-    EVENT_TYPES,
     AreaLevel,
     CaseOpened,
     DuplicateReceived,
@@ -68,6 +67,7 @@ from cityloop.contracts import (
 from cityloop.loadtest.model import DecisionModel, run_record
 from handlers.cells import cells_touched, family_of
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
+from tests.reliability.orders import work_order
 from tests.reliability.test_worker_crash import case_events_written
 from topology import Topology, default_topology_path, load_topology
 from topology.geo import distance_m
@@ -177,23 +177,18 @@ def burst(topology: Topology, size: int) -> Burst:
                 incident = f"{category}@{spot_number}~{wave}"
                 for caller, (caller_lat, caller_lon) in enumerate(caller_points(lat, lon)):
                     order_id = f"{incident}#{caller}"
-                    event = {
-                        "specversion": "1.0",
-                        "id": order_id,
-                        "source": "/crash-test",
-                        "type": EVENT_TYPES[Source.HOTLINE],
-                        "data": {
-                            "order_id": order_id,
-                            "received_at": received_at,
-                            "category_code": category,
-                            "title": category,
-                            "text": f"report {caller} of {incident}",
-                            "location": {"lat": caller_lat, "lon": caller_lon},
-                        },
-                    }
+                    event = work_order(
+                        order_id,
+                        "/crash-test",
+                        received_at,
+                        category,
+                        f"report {caller} of {incident}",
+                        caller_lat,
+                        caller_lon,
+                    )
                     key = f"/crash-test|{order_id}"
                     truth[key] = incident
-                    events.append((key, json.dumps(event).encode()))
+                    events.append((key, event))
         wave += 1
     originals = len(events)
     return Burst(events + events[::RESEND_EVERY], truth, originals)

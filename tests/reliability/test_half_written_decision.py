@@ -15,7 +15,7 @@ import httpx
 import pytest
 from kafka import KafkaProducer
 
-from cityloop.contracts import EVENT_TYPES, CaseDispatched, CaseOpened, Origin, Source
+from cityloop.contracts import CaseDispatched, CaseOpened, Origin, Source
 from cityloop.settings import Settings
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
@@ -23,6 +23,7 @@ from handlers.intake import Accepted, take_in
 from streams.decisions import decision_headers
 from streams.topics import ensure_topics
 from tests.conftest import bearer, start_system, stop_system, unique_prefix
+from tests.reliability.orders import work_order
 from tests.reliability.test_worker_crash import case_history
 from topology import load_topology, tiny_topology_path
 
@@ -31,23 +32,15 @@ pytestmark = pytest.mark.broker
 RECEIVED = datetime(2026, 11, 22, 0, 5, tzinfo=UTC)
 
 
-def work_order() -> bytes:
-    return json.dumps(
-        {
-            "specversion": "1.0",
-            "id": "torn-1",
-            "source": "/half-written",
-            "type": EVENT_TYPES[Source.HOTLINE],
-            "data": {
-                "order_id": "torn-1",
-                "received_at": "2026-11-22T08:05:00+08:00",
-                "category_code": "pothole",
-                "title": "pothole",
-                "text": "a deep pothole at the crossing",
-                "location": {"lat": 30.6445, "lon": 104.0505},
-            },
-        }
-    ).encode()
+WORK_ORDER = work_order(
+    "torn-1",
+    "/half-written",
+    "2026-11-22T08:05:00+08:00",
+    "pothole",
+    "a deep pothole at the crossing",
+    30.6445,
+    104.0505,
+)
 
 
 def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
@@ -61,7 +54,7 @@ def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
     # what the worker decides for the record, made by the same handlers, on the same clock
     topology = load_topology(tiny_topology_path())
     origin = Origin(topic=source_topic, partition=0, offset=0)
-    accepted = take_in(work_order(), topology, RECEIVED, Source.HOTLINE, origin)
+    accepted = take_in(WORK_ORDER, topology, RECEIVED, Source.HOTLINE, origin)
     assert isinstance(accepted, Accepted)
     incident = accepted.incident
     decision = CaseBook().correlate(
@@ -80,7 +73,7 @@ def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
         headers=decision_headers(1, 2),
     )
     producer.send(
-        source_topic, value=work_order(), partition=0, timestamp_ms=int(RECEIVED.timestamp() * 1000)
+        source_topic, value=WORK_ORDER, partition=0, timestamp_ms=int(RECEIVED.timestamp() * 1000)
     )
     producer.flush()
     producer.close()

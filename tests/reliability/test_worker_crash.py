@@ -15,13 +15,12 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
-    EVENT_TYPES,
     CaseOpened,
     DuplicateReceived,
     ReportAttached,
-    Source,
 )
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
+from tests.reliability.orders import work_order
 
 pytestmark = pytest.mark.broker
 
@@ -40,23 +39,18 @@ def burst() -> tuple[list[tuple[str, bytes]], dict[str, str]]:
             incident = f"{category}@{spot_number}"
             for caller in range(3):
                 order_id = f"{incident}#{caller}"
-                event = {
-                    "specversion": "1.0",
-                    "id": order_id,
-                    "source": "/crash-test",
-                    "type": EVENT_TYPES[Source.HOTLINE],
-                    "data": {
-                        "order_id": order_id,
-                        "received_at": "2026-11-22T08:00:00+08:00",
-                        "category_code": category,
-                        "title": category,
-                        "text": f"report {caller} of {incident}",
-                        "location": {"lat": lat + caller * 8 * METRE, "lon": lon},
-                    },
-                }
+                event = work_order(
+                    order_id,
+                    "/crash-test",
+                    "2026-11-22T08:00:00+08:00",
+                    category,
+                    f"report {caller} of {incident}",
+                    lat + caller * 8 * METRE,
+                    lon,
+                )
                 key = f"/crash-test|{order_id}"
                 truth[key] = incident
-                events.append((key, json.dumps(event).encode()))
+                events.append((key, event))
     retries = events[::40]  # exact re-sends of some events
     return events + retries, truth
 
