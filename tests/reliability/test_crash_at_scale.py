@@ -46,17 +46,15 @@ import math
 import os
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from cityloop.contracts import (
-    CASE_EVENT_ADAPTER,
     AreaLevel,
     CaseOpened,
     DuplicateReceived,
@@ -68,7 +66,7 @@ from cityloop.loadtest.model import DecisionModel, run_record
 from handlers.cells import cells_touched, family_of
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
 from tests.reliability.orders import work_order
-from tests.reliability.test_worker_crash import case_events_written
+from tests.reliability.test_worker_crash import case_events_written, case_history
 from topology import Topology, default_topology_path, load_topology
 from topology.geo import distance_m
 
@@ -238,25 +236,6 @@ def incidents_per_case(case_of: dict[str, str], truth: dict[str, str]) -> dict[s
     for key, case_id in case_of.items():
         incidents[case_id].add(truth[key])
     return incidents
-
-
-def case_history(system: RunningSystem) -> Iterator[Any]:
-    consumer = KafkaConsumer(
-        system.topic("case-events"),
-        bootstrap_servers=system.bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=3000,
-        max_partition_fetch_bytes=4 << 20,
-        # without the crc32c package kafka-python checks CRCs in pure Python: reading 66,000
-        # case events took 16 s instead of 1 s (the broker is local; the wire is not on trial)
-        check_crcs=False,
-    )
-    try:
-        for record in consumer:
-            yield CASE_EVENT_ADAPTER.validate_json(record.value)
-    finally:
-        consumer.close()
 
 
 def wait_for_progress(

@@ -62,6 +62,7 @@ def case_history(system: RunningSystem) -> Iterator[Any]:
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         consumer_timeout_ms=3000,
+        max_partition_fetch_bytes=4 << 20,  # the crash test at scale reads 66,000 of them
     )
     try:
         for record in consumer:
