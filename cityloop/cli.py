@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
 import time
@@ -90,19 +89,15 @@ def worker(
 
 
 def _restart_worker(lost_topics: list[str]) -> None:
-    """Start this worker command over in the same process (same pid, so whatever supervises it
-    sees no exit): topics created again, the case book rebuilt, the group joined afresh."""
+    """Start the worker over: topics created again, offsets forgotten (streams.restart)."""
     log.warning(
         "the broker lost %d topics (%s; an in-memory broker restarted?): restarting the worker",
         len(lost_topics),
         ", ".join(lost_topics),
     )
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    argv = [arg for arg in sys.orig_argv if arg != "--after-topic-loss"]
-    os.execv(sys.executable, [*argv, "--after-topic-loss"])  # noqa: S606 - ourselves, again
+    from streams.restart import start_over
+
+    start_over(after_topic_loss=True)
 
 
 @app.command()

@@ -10,6 +10,11 @@ from functools import partial
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
 from kafka.partitioner.default import murmur2
 
 from cityloop.contracts import (
@@ -42,6 +47,7 @@ from streams.consumer_tuning import shorten_fetch_wait
 from streams.deadletters import dead_letter_for_exception
 from streams.decisions import decision_headers, whole_decisions
 from streams.history import read_history, read_records
+from streams.restart import start_over
 from streams.topics import topics_for
 from topology import TopologyError, UnroutableError, load_topology, load_topology_text
 
@@ -114,12 +120,23 @@ async def send_record(
     delivery.add_done_callback(partial(_report_undelivered, topic))
 
 
+REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+"""Refusals that sending again cannot change: logged, the worker goes on."""
+
+
 def _report_undelivered(topic: str, delivery: asyncio.Future[Any]) -> None:
-    """A record the producer gave up on (after its own retries) is said aloud, never dropped
-    silently; the record that caused it is redelivered only if the worker dies before its next
-    offset commit, so a lost broker (the embedded one's restart) can still lose it."""
-    if not delivery.cancelled() and delivery.exception() is not None:
-        log.error("a record for %s was not delivered: %r", topic, delivery.exception())
+    """A record the producer gave up on (after its own retries) is said aloud, and the worker
+    starts over as after a crash, reading again what it had not committed (the case book and the
+    idempotency keys make that exactly once). The producer resolves a batch's records before
+    the flush that precedes an offset commit returns, so the offset of what caused the record is
+    not committed yet. Seen when the embedded broker came back empty: a first send to a topic
+    made again failed with UnknownError, and the events behind it had no case."""
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    error = delivery.exception()
+    log.error("a record for %s was not delivered: %r", topic, error)
+    if not isinstance(error, REFUSED_FOR_GOOD):
+        start_over(after_topic_loss=False)
 
 
 async def send_dead_letter(dead_letter: DeadLetter) -> None:
