@@ -8,7 +8,7 @@ import binascii
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
@@ -26,7 +26,18 @@ from fastapi import (
 )
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, Select, and_, bindparam, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
@@ -127,13 +138,10 @@ DETAIL_COLUMNS = (
 SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
 
 
-def summary_fields(row: CaseRow | Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    """What a summary shows of a case's row; a detail shows it too."""
-    return {name: getattr(row, name) for name in SUMMARY_FIELDS}
-
-
-def summary(row: CaseRow | Row[*tuple[Any, ...]]) -> CaseSummary:
-    return CaseSummary(**summary_fields(row))
+def summary_fields(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
+    """What a summary shows of a row that begins with SUMMARY_COLUMNS (a page's, a detail's):
+    read by position, for a row's attributes cost three times as much (50 of them: 0.28 ms)."""
+    return dict(zip(SUMMARY_FIELDS, row, strict=False))
 
 
 def written(model: CasePage | CasePublic) -> Response:
@@ -161,9 +169,14 @@ def seen_by(principal: Principal, city: str) -> tuple[Seen, dict[str, str]]:
         return Seen.DEPARTMENTS, {"seen_department": principal.scope}
     prefix = subtree_prefix(principal.scope, city)
     if principal.role is Role.DUTY_OFFICER and prefix is not None:
-        escaped = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_")
-        return Seen.SUBTREE, {"seen_prefix": escaped + "%"}
+        return Seen.SUBTREE, {"seen_prefix": starting_with(prefix)}
     return Seen.ALL, {}
+
+
+def starting_with(prefix: str) -> str:
+    """The LIKE pattern (escape "/") of the text that starts with `prefix`, taken as written:
+    a code is not a pattern, whatever it holds."""
+    return prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
 
 
 def seen_cases(query: AnySelect, seen: Seen) -> AnySelect:
@@ -188,15 +201,67 @@ def seen_cases(query: AnySelect, seen: Seen) -> AnySelect:
     return query
 
 
-def handled_in(query: AnySelect, area: str) -> AnySelect:
-    """Narrow a case query to the cases handled in an area's subtree. Area codes extend their
-    parent's, so a subtree is a prefix; the district's column says the same of the first six
-    characters, by an index."""
-    query = query.where(CaseRow.handling_area.startswith(area, autoescape=True))
+CONDITIONS: dict[str, ColumnElement[bool]] = {
+    "status": CaseRow.status == bindparam("status"),
+    "category": CaseRow.category_code == bindparam("category"),
+    "loop": CaseRow.loop == bindparam("loop"),
+    "department": CaseRow.lead_department == bindparam("department"),
+    # area codes extend their parent's, so a subtree is a prefix; the district's column says
+    # the same of the first six characters, by an index
+    "handled_in": CaseRow.handling_area.like(bindparam("handled_in"), escape="/"),
+    "handled_in_district": CaseRow.handling_district == bindparam("handled_in_district"),
+    "source": exists().where(
+        ReportRow.case_id == CaseRow.case_id, ReportRow.source == bindparam("source")
+    ),
+    "opened_since": CaseRow.opened_at >= bindparam("opened_since"),
+    "opened_until": CaseRow.opened_at < bindparam("opened_until"),
+    # a deadline comes after the opening: only cases opened before `now` can have missed one,
+    # which lets the newest-first index start there instead of at the top
+    "overdue": and_(
+        CaseRow.opened_at < bindparam("now"),
+        or_(
+            CaseRow.accept_deadline < bindparam("now"), CaseRow.resolve_deadline < bindparam("now")
+        ),
+    ),
+    "not_overdue": and_(  # no deadline, or none passed yet
+        or_(CaseRow.accept_deadline.is_(None), CaseRow.accept_deadline >= bindparam("now")),
+        or_(CaseRow.resolve_deadline.is_(None), CaseRow.resolve_deadline >= bindparam("now")),
+    ),
+    "after": or_(  # a cursor's position, newest first
+        CaseRow.opened_at < bindparam("after_opened"),
+        and_(
+            CaseRow.opened_at == bindparam("after_opened"),
+            CaseRow.case_id < bindparam("after_case"),
+        ),
+    ),
+}
+"""What a case query can be narrowed by, each with bound parameters, so that a statement of
+the same conditions is built once (`narrowed`) and its values given when it runs."""
+
+
+Conditions = dict[str, dict[str, Any]]
+"""Conditions of CONDITIONS wanted of a case query, each with its parameters' values."""
+
+
+def handled_in(area: str) -> Conditions:
+    """The conditions of the cases handled in an area's subtree."""
+    wanted: Conditions = {"handled_in": {"handled_in": starting_with(area)}}
     district = subtree_district(area)
     if district is not None:
-        query = query.where(CaseRow.handling_district == district)
-    return query
+        wanted["handled_in_district"] = {"handled_in_district": district}
+    return wanted
+
+
+def narrowed(query: AnySelect, conditions: Sequence[str]) -> AnySelect:
+    return query.where(*(CONDITIONS[name] for name in conditions))
+
+
+def values_of(wanted: Conditions, *more: dict[str, Any]) -> dict[str, Any]:
+    """The parameters' values of the wanted conditions, and any more a statement has."""
+    values: dict[str, Any] = {}
+    for condition in (*wanted.values(), *more):
+        values.update(condition)
+    return values
 
 
 def visible_cases(query: AnySelect, principal: Principal, city: str) -> AnySelect:
@@ -249,55 +314,39 @@ async def list_cases(
     cursor: Annotated[str | None, CodeQuery] = None,
 ) -> Response:
     """Newest first; follow next_cursor for the next page."""
-    # a page shows summaries: columns only — the state (every report) stays in the database,
-    # and plain rows cost a fraction of ORM objects
-    query = visible_cases(select(*SUMMARY_COLUMNS), principal, topology.city)
+    seen, seen_values = seen_by(principal, topology.city)
+    wanted: Conditions = {}
     if case_status:
-        query = query.where(CaseRow.status == case_status.value)
+        wanted["status"] = {"status": case_status.value}
     if category:
-        query = query.where(CaseRow.category_code == category)
+        wanted["category"] = {"category": category}
     if loop:
-        query = query.where(CaseRow.loop == loop.value)
+        wanted["loop"] = {"loop": loop.value}
     if department:
-        query = query.where(CaseRow.lead_department == department)
+        wanted["department"] = {"department": department}
     if area:
-        query = handled_in(query, area)
+        wanted |= handled_in(area)
     if source:
-        query = query.where(
-            exists().where(ReportRow.case_id == CaseRow.case_id, ReportRow.source == source.value)
-        )
+        wanted["source"] = {"source": source.value}
     if opened_since:
-        query = query.where(CaseRow.opened_at >= opened_since)
+        wanted["opened_since"] = {"opened_since": opened_since}
     if opened_until:
-        query = query.where(CaseRow.opened_at < opened_until)
+        wanted["opened_until"] = {"opened_until": opened_until}
     if overdue is not None:
-        now = as_of or datetime.now(UTC)
-        deadlines = (CaseRow.accept_deadline, CaseRow.resolve_deadline)
-        if overdue:
-            # a deadline comes after the opening: only cases opened before `now` can have
-            # missed one, which lets the newest-first index start there instead of at the top
-            query = query.where(
-                CaseRow.opened_at < now, or_(*(deadline < now for deadline in deadlines))
-            )
-        else:  # no deadline, or none passed yet
-            query = query.where(
-                *(or_(deadline.is_(None), deadline >= now) for deadline in deadlines)
-            )
+        wanted["overdue" if overdue else "not_overdue"] = {"now": as_of or datetime.now(UTC)}
     if cursor:
         opened_at, case_id = decode_cursor(cursor)
-        query = query.where(
-            or_(
-                CaseRow.opened_at < opened_at,
-                and_(CaseRow.opened_at == opened_at, CaseRow.case_id < case_id),
-            )
-        )
-    query = query.order_by(CaseRow.opened_at.desc(), CaseRow.case_id.desc()).limit(limit + 1)
-    rows = await read(lambda connection: list(connection.execute(query).all()))
+        wanted["after"] = {"after_opened": opened_at, "after_case": case_id}
+    query = page_query(seen, tuple(wanted))
+    values = values_of(wanted, seen_values, {"limit": limit + 1})
+    rows = await read(lambda connection: list(connection.execute(query, values).all()))
     more = len(rows) > limit
     rows = rows[:limit]
-    page = CasePage(
-        items=[summary(row) for row in rows],
-        next_cursor=encode_cursor(rows[-1]) if more and rows else None,
+    page = CasePage.model_validate(
+        {
+            "items": [summary_fields(row) for row in rows],
+            "next_cursor": encode_cursor(rows[-1]) if more and rows else None,
+        }
     )
     return written(page)
 
@@ -425,11 +474,28 @@ async def stream_cases(
         )
         for event, case in rows:
             position = event.seq
-            change = CaseChange(seq=event.seq, event=timeline_entry(event), case=summary(case))
+            change = CaseChange(
+                seq=event.seq,
+                event=timeline_entry(event),
+                case=CaseSummary.model_validate(case, from_attributes=True),
+            )
             yield ServerSentEvent(data=change, event=event.type, id=str(event.seq))
         if len(rows) < STREAM_BATCH:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(projector.projected.wait(), STREAM_POLL_S)
+
+
+@functools.lru_cache(maxsize=256)
+def page_query(seen: Seen, conditions: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
+    """A page of summaries, newest first, of the seen cases that meet the conditions. Built
+    once for each kind of reader and set of conditions: a statement built for one request cost
+    0.27 ms, as much again as running it. A page shows summaries: columns only — the state
+    (every report) stays in the database, and plain rows cost a fraction of ORM objects."""
+    return (
+        narrowed(seen_cases(select(*SUMMARY_COLUMNS), seen), conditions)
+        .order_by(CaseRow.opened_at.desc(), CaseRow.case_id.desc())
+        .limit(bindparam("limit"))
+    )
 
 
 @functools.cache

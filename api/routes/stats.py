@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from api.db import CaseRow
 from api.deps import PrincipalDep, ReaderDep, TopologyDep
 from api.errors import problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
-from api.routes.cases import handled_in, visible_cases
+from api.routes.cases import (
+    Conditions,
+    Seen,
+    handled_in,
+    narrowed,
+    seen_by,
+    seen_cases,
+    values_of,
+)
 from api.schemas import AssessmentTable
 from handlers.assessment import CaseFigures, Grouping, assess
 
@@ -23,6 +32,26 @@ GROUP_COLUMNS = {
     Grouping.LOOP: CaseRow.loop,
     Grouping.AREA: CaseRow.handling_area,
 }
+
+
+@functools.lru_cache(maxsize=64)
+def figures_query(
+    seen: Seen, by: Grouping, conditions: tuple[str, ...]
+) -> Select[*tuple[Any, ...]]:
+    """What the figures are computed from, of the seen cases that meet the conditions."""
+    group = GROUP_COLUMNS[by]
+    query = select(
+        group,
+        CaseRow.opened_at,
+        CaseRow.accepted_at,
+        CaseRow.resolved_at,
+        CaseRow.accept_missed,
+        CaseRow.resolve_missed,
+        CaseRow.returns,
+        CaseRow.escalations,
+        CaseRow.reopens,
+    ).where(group.is_not(None))
+    return narrowed(seen_cases(query, seen), conditions)
 
 
 @router.get(
@@ -56,25 +85,16 @@ async def stats(
         raise refuse(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
         )
-    group = GROUP_COLUMNS[by]
-    query = visible_cases(
-        select(
-            group,
-            CaseRow.opened_at,
-            CaseRow.accepted_at,
-            CaseRow.resolved_at,
-            CaseRow.accept_missed,
-            CaseRow.resolve_missed,
-            CaseRow.returns,
-            CaseRow.escalations,
-            CaseRow.reopens,
-        ),
-        principal,
-        topology.city,
-    ).where(CaseRow.opened_at >= since, CaseRow.opened_at < until, group.is_not(None))
+    seen, seen_values = seen_by(principal, topology.city)
+    wanted: Conditions = {
+        "opened_since": {"opened_since": since},
+        "opened_until": {"opened_until": until},
+    }
     if area:
-        query = handled_in(query, area)
-    rows = await read(lambda connection: connection.execute(query).all())
+        wanted |= handled_in(area)
+    query = figures_query(seen, by, tuple(wanted))
+    values = values_of(wanted, seen_values)
+    rows = await read(lambda connection: connection.execute(query, values).all())
     figures = (
         CaseFigures(
             group=row[0],
