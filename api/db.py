@@ -18,8 +18,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
 )
-from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -181,7 +182,24 @@ def create_engine(database_url: str) -> AsyncEngine:
     # a server's connections can die under the pool (a restart, an idle timeout): each is
     # pinged when taken; a SQLite file has no connection to lose, and a ping per request was
     # a fifth of a case detail's database time
-    return create_async_engine(url, pool_pre_ping=not sqlite)
+    engine = create_async_engine(url, pool_pre_ping=not sqlite)
+    if sqlite:
+        write_ahead(engine.sync_engine)
+    return engine
+
+
+def write_ahead(engine: Engine) -> None:
+    """Each new connection of a SQLite engine uses the write-ahead log, so that the projector's
+    writes and the API's reads do not wait for each other: with the rollback journal a commit
+    waits for every reader to finish and locks them out while it writes. The file keeps the
+    mode; asking again is a no-op. Commits stay synchronous (FULL): the projector commits its
+    offsets after the database, so a commit it was told of must survive a power cut."""
+
+    @event.listens_for(engine, "connect")
+    def _write_ahead(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

@@ -23,6 +23,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
+from api.db import write_ahead
+
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
@@ -78,6 +80,7 @@ class ThreadReader:
         self._engine = create_sync_engine(
             make_url(database_url).set(drivername="sqlite"), isolation_level="AUTOCOMMIT"
         )
+        write_ahead(self._engine)
         self._threads = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="read-model")
 
     async def __call__(self, read: Callable[[Connection], T]) -> T:

@@ -3,6 +3,7 @@ and on PostgreSQL, each beside `GET /healthz` measured in the same run.
 
     .venv/bin/python bench/bench_read_model.py [--cases 100000] [--concurrency 32]
         [--requests 3000] [--database sqlite|postgres|both] [--data DIR] [--profile DIR]
+        [--only TEXT] [--write-rate 200]
 
 Seeding: a generated Chengdu stream (the project's generator, a fixed seed; everyday reports,
 without its storm, faulty-device and gas-leak scenarios) goes through the worker's handlers
@@ -19,7 +20,10 @@ Then an embedded broker and `cityloop api` start on that database, as a user run
 `GET /healthz` (baseline), `GET /v1/cases/{id}` of random cases, filtered lists of 50
 (status and district; category and time range; overdue as of a moment; a district duty
 officer's and a department's own cases). p50/p99 latency and requests/s per row, and each
-row's requests/s as a share of `/healthz`'s.
+row's requests/s as a share of `/healthz`'s. The rows named "while projecting" read while case
+events of new cases (the stream's first ones again, under new ids) reach the API's projector on
+the case-event topic at `--write-rate` a second, so that reads and the projector's writes share
+the database and the process, as they do in service.
 
 `--data DIR` keeps the generated events and the SQLite file there, and the PostgreSQL
 database `bench_read_model` stays: a second run with the same `--cases` and `--seed` measures
@@ -49,6 +53,7 @@ from urllib.parse import quote
 
 import aiohttp
 import asyncpg
+from aiokafka import AIOKafkaProducer
 from bench_api import SECRET, measure, token, until_ready  # run as a script: bench/ is on the path
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -58,6 +63,7 @@ from api.db import create_engine, migrate, session_factory
 from api.projection import project_or_skip
 from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
     AcceptCase,
     AreaLevel,
     CaseDispatched,
@@ -69,12 +75,14 @@ from cityloop.contracts import (
     VerifyCase,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.settings import Settings
 from handlers.access import Role
 from handlers.book import CaseBook
 from handlers.case import CaseStatus
 from handlers.cells import correlation_key
 from handlers.intake import Accepted, take_in
 from handlers.lifecycle import decide_command
+from streams.topics import ensure_topics, topics_for
 from topology import Topology, UnroutableError, load_topology
 
 POSTGRES_SERVER = os.environ.get(
@@ -83,6 +91,9 @@ POSTGRES_SERVER = os.environ.get(
 RATE = 0.1
 """Events per second of scenario: about 0.8 cases per event at this rate."""
 PROJECT_BATCH = 500
+PROJECTING = " while projecting"
+"""A row whose name ends so is read while case events of new cases reach the API's projector
+on the case-event topic (`--write-rate` a second), as in service."""
 
 
 # --- seeding ------------------------------------------------------------------------------
@@ -181,6 +192,30 @@ async def seeded_cases(database_url: str) -> int:
         return 0
     finally:
         await engine.dispose()
+
+
+WRITTEN_TABLES = ("case_events", "reports", "case_departments", "cases")
+
+
+async def forget_written(database_url: str) -> int:
+    """Delete the cases the rows "while projecting" added (`new_cases`), so the next run
+    reads the seeded cases alone; how many there were."""
+    engine = create_engine(database_url)
+    written = r"%-w%"
+    try:
+        async with engine.begin() as connection:
+            count = await connection.scalar(
+                text("select count(*) from cases where case_id like :written"),
+                {"written": written},
+            )
+            for table in WRITTEN_TABLES:
+                await connection.execute(
+                    text(f"delete from {table} where case_id like :written"),  # noqa: S608
+                    {"written": written},
+                )
+    finally:
+        await engine.dispose()
+    return int(count or 0)
 
 
 def asyncpg_dsn(url: str, database: str | None = None) -> str:
@@ -309,7 +344,57 @@ def workload(
             some(lambda: "/v1/cases?limit=50"),
             token(Role.DEPARTMENT, department),
         ),
+        f"GET /v1/cases/{{id}}{PROJECTING}": (
+            some(lambda: f"/v1/cases/{rng.choice(case_ids)}"),
+            officer,
+        ),
+        f"GET /v1/cases?status=…&area=…{PROJECTING}": (
+            some(
+                lambda: (
+                    f"/v1/cases?limit=50&status={rng.choice(['dispatched', 'accepted'])}"
+                    f"&area={rng.choice(districts)}"
+                )
+            ),
+            officer,
+        ),
     }
+
+
+def new_cases(events: Sequence[CaseEvent], round_: int) -> list[CaseEvent]:
+    """The events again, of cases no database has: the ids made new for this round."""
+    return [
+        event.model_copy(
+            update={
+                "case_id": f"{event.case_id}-w{round_}",
+                "event_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"w{round_}/{event.event_id}")),
+            }
+        )
+        for event in events
+        if event.type != "CaseMerged"  # names a second case, which this round does not have
+    ]
+
+
+async def publish_meanwhile(
+    bootstrap: str, topic: str, events: Sequence[CaseEvent], rate: float, stop: asyncio.Event
+) -> float:
+    """Publish the events at `rate` a second, keyed by case as the worker writes them, until
+    stopped (or out of events); the rate reached."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    sent, started = 0, time.perf_counter()
+    try:
+        while not stop.is_set() and sent < len(events):
+            due = min(len(events), int((time.perf_counter() - started) * rate))
+            for event in events[sent:due]:
+                await producer.send(
+                    topic, CASE_EVENT_ADAPTER.dump_json(event), key=event.case_id.encode()
+                )
+            sent = max(sent, due)
+            await asyncio.sleep(0.02)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent / (time.perf_counter() - started)
 
 
 async def read_load(
@@ -317,13 +402,17 @@ async def read_load(
     rows: dict[str, tuple[list[str], dict[str, str]]],
     concurrency: int,
     profile: Path | None,
+    writes: Sequence[CaseEvent],
+    write_rate: float,
 ) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=free_port()) as broker:
         port = free_port()
+        settings = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="bench-read")
+        await asyncio.to_thread(ensure_topics, settings)  # before the projector subscribes
         env = {
             **os.environ,
             "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "CITYLOOP_TOPIC_PREFIX": "bench-read",
+            "CITYLOOP_TOPIC_PREFIX": settings.topic_prefix,
             "CITYLOOP_DATABASE_URL": database_url,
             "CITYLOOP_DATA_DIR": tmp,
             "CITYLOOP_API_PORT": str(port),
@@ -364,9 +453,26 @@ async def read_load(
                             stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL,
                         )
+                    stop = asyncio.Event()
+                    publishing = None
+                    if name.endswith(PROJECTING):
+                        round_ = len(figures)
+                        publishing = asyncio.create_task(
+                            publish_meanwhile(
+                                broker.bootstrap,
+                                topics_for(settings).case_events,
+                                new_cases(writes, round_),
+                                write_rate,
+                                stop,
+                            )
+                        )
+                        await asyncio.sleep(2)  # the projector at work before reads start
                     figures[name] = await measure(
                         [calling(get, p, headers) for p in paths], concurrency
                     )
+                    if publishing is not None:
+                        stop.set()
+                        figures[name]["written_per_s"] = await publishing
                     if spy is not None:
                         await spy.wait()
                 return figures
@@ -379,6 +485,8 @@ def table(database: str, figures: dict[str, dict[str, float]]) -> list[str]:
     healthz = figures["GET /healthz (baseline)"]["per_s"]
     lines = []
     for name, f in figures.items():
+        if "written_per_s" in f:
+            name += f" ({f['written_per_s']:.0f} events/s)"
         lines.append(
             f"| {database} | {name} | {f['per_s']:,.0f} | {f['p50_ms']:.1f} | "
             f"{f['p99_ms']:.1f} | {f['per_s'] / healthz:.2f} |"
@@ -438,7 +546,12 @@ async def measure_all(
         if database == "postgres":
             await vacuum_analyze(url)
         profile = args.profile / database if args.profile else None
-        figures = await read_load(url, rows, args.concurrency, profile)
+        writes = events[: int(args.write_rate * 120)]  # enough for the longest row
+        try:
+            figures = await read_load(url, rows, args.concurrency, profile, writes, args.write_rate)
+        finally:
+            written = await forget_written(url)
+        print(f"{database}: {written:,} cases projected while reading, deleted", file=sys.stderr)
         results[database] = figures
         lines += table(database, figures)
         print("\n".join(table(database, figures)), file=sys.stderr)
@@ -462,6 +575,12 @@ def main() -> None:
         "--only",
         action="append",
         help="measure only the rows whose name contains this (again for more; /healthz always)",
+    )
+    parser.add_argument(
+        "--write-rate",
+        type=float,
+        default=200,
+        help=f"case events a second for the rows{PROJECTING!r} (the whole system here: ~250)",
     )
     parser.add_argument("--json", action="store_true")
     asyncio.run(run(parser.parse_args()))
