@@ -3,18 +3,19 @@ in one step, outside a transaction, with the statements built once where they ca
 route that only reads goes through a `Reader` (`ReaderDep`); what writes (a command's record,
 the projector) goes through a session, and so does what a write depends on.
 
-On PostgreSQL a read runs on asyncpg in the event loop (`AsyncConnection.run_sync`). On SQLite
-it runs on the standard library's driver in a reader thread: aiosqlite hands every call of a
-read (execute, fetch, close, the pool's rollback) to its thread and back, a dozen hops for a
-case's detail, each waiting for the GIL, and that cost 1.6 ms of CPU against 0.4 ms for the
-same statements run in one hop (docs/benchmarks.md, "The read model at 100,000 cases")."""
+Reads run in the event loop. On PostgreSQL a read runs on asyncpg (`AsyncConnection.run_sync`).
+On SQLite it runs on the standard library's driver, straight through: a detail's or a page's
+statements take 0.1-0.3 ms in the database. aiosqlite hands every call of a read (execute,
+fetch, close, the pool's rollback) to its thread and back, which cost 1.6 ms of CPU against
+0.4 ms in one hop; one hop to a reader thread still cost a third of the requests a second, for
+the thread and the event loop then take turns at the GIL (docs/benchmarks.md, "The read model
+at 100,000 cases"). A long read (the figures of a whole city's month) holds the loop while its
+rows become Python, on either database."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar, TypeVarTuple
 
 from sqlalchemy import Connection, Row, Select
@@ -27,11 +28,6 @@ from api.db import write_ahead
 
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
-
-READER_THREADS = 2
-"""SQLite runs a statement without the GIL: a second thread reads while the first one's result
-is turned into Python; more only wait for the GIL."""
-
 
 READER_CONNECTIONS = 8
 """PostgreSQL connections for reads: the event loop, not the server, is what a read waits on."""
@@ -71,8 +67,8 @@ class LoopReader:
         await self._engine.dispose()
 
 
-class ThreadReader:
-    """Reads on the standard library's sqlite3 driver, whole, in reader threads (SQLite)."""
+class SQLiteReader:
+    """Reads on the standard library's sqlite3 driver, whole, in the event loop (SQLite)."""
 
     def __init__(self, database_url: str) -> None:
         # no transaction: each statement reads what was committed when it started, as SQLite's
@@ -81,19 +77,12 @@ class ThreadReader:
             make_url(database_url).set(drivername="sqlite"), isolation_level="AUTOCOMMIT"
         )
         write_ahead(self._engine)
-        self._threads = ThreadPoolExecutor(READER_THREADS, thread_name_prefix="read-model")
 
     async def __call__(self, read: Callable[[Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._threads, functools.partial(self._read, read)
-        )
-
-    def _read(self, read: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:
             return read(connection)
 
     async def close(self) -> None:
-        self._threads.shutdown(wait=True)
         self._engine.dispose()
 
 
@@ -110,5 +99,5 @@ def entities(query: Select[*Ts]) -> Callable[[Connection], list[Row[*Ts]]]:
 
 def reader_for(database_url: str) -> Reader:
     if make_url(database_url).get_backend_name() == "sqlite":
-        return ThreadReader(database_url)
+        return SQLiteReader(database_url)
     return LoopReader(database_url)
