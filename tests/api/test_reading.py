@@ -1,0 +1,79 @@
+"""The API's readers against real databases: PostgreSQL's reads survive a connection the server
+closed, and SQLite's file is written ahead (reads and the projector's commits do not wait for
+each other)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import asyncpg
+import pytest
+from sqlalchemy import Connection, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from api.db import create_engine
+from api.reading import reader_for
+
+
+def backend(connection: Connection) -> int:
+    return int(connection.scalar(text("select pg_backend_pid()")) or 0)
+
+
+async def test_a_postgres_read_is_read_again_when_the_server_closed_its_connection(
+    postgres_url: str,
+) -> None:
+    read = reader_for(postgres_url)
+    try:
+        first = await read(backend)
+        # what a server restart or an idle timeout does to a pooled connection
+        server = await asyncpg.connect(
+            make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
+        )
+        try:
+            assert await server.fetchval("select pg_terminate_backend($1)", first)
+        finally:
+            await server.close()
+        again = await read(backend)
+        assert again != first
+        assert await read(backend) == again  # the new connection stays in the pool
+    finally:
+        await read.close()
+
+
+async def test_a_postgres_read_that_fails_otherwise_fails_once(postgres_url: str) -> None:
+    read = reader_for(postgres_url)
+    calls = 0
+
+    def wrong(connection: Connection) -> None:
+        nonlocal calls
+        calls += 1
+        connection.execute(text("select * from no_such_table"))
+
+    try:
+        with pytest.raises(DBAPIError, match="no_such_table"):
+            await read(wrong)
+        assert calls == 1
+    finally:
+        await read.close()
+
+
+async def test_sqlite_reads_and_writes_use_the_write_ahead_log(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db"
+    engine = create_engine(url)
+    read = reader_for(url)
+    try:
+        async with engine.begin() as connection:
+            assert (await connection.scalar(text("pragma journal_mode"))) == "wal"
+            await connection.execute(text("create table cases (case_id text primary key)"))
+            await connection.execute(text("insert into cases values ('CL-1')"))
+        async with engine.begin() as writing:
+            await writing.execute(text("insert into cases values ('CL-2')"))
+            # a write under way: the reader sees what was committed, at once
+            count = await read(lambda c: c.scalar(text("select count(*) from cases")))
+            assert count == 1
+            assert await read(lambda c: c.scalar(text("pragma journal_mode"))) == "wal"
+        assert await read(lambda c: c.scalar(text("select count(*) from cases"))) == 2
+    finally:
+        await read.close()
+        await engine.dispose()
