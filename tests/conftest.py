@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -115,6 +116,21 @@ class RunningSystem:
             text=True,
             timeout=wait_s + 300,
         )
+
+
+def every_case(system: RunningSystem) -> list[dict[str, Any]]:
+    """Every case's summary the city's duty officer sees, page by page, newest first."""
+    cases: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+        page = httpx.get(
+            f"{system.api_url}/v1/cases", params=params, headers=bearer(), timeout=10
+        ).json()
+        cases += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return cases
 
 
 def start_system(

@@ -25,7 +25,8 @@ from cityloop.contracts import (
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.pacing import Pacing
-from cityloop.loadtest.replay import replay
+from cityloop.loadtest.replay import ReplayReport, replay
+from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.settings import Settings
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
@@ -219,6 +220,22 @@ def topic_events(system: RunningSystem) -> list[CaseEvent]:
     ]
 
 
+def replay_whole(system: RunningSystem, records: list[StreamRecord]) -> ReplayReport:
+    """Replay the records into the system, 30 a second, each accounted for (a case's or a
+    dead letter's)."""
+    report = asyncio.run(
+        replay(
+            records,
+            Settings(kafka_bootstrap_servers=system.bootstrap, topic_prefix=system.prefix),
+            Pacing(rate=30),
+            settle_s=30,
+            timeout_s=90,
+        )
+    )
+    assert report.accounted == report.sent == len(records), report
+    return report
+
+
 def settled_events(system: RunningSystem) -> list[CaseEvent]:
     """The topic once the worker has stopped writing to it for a while."""
     events = topic_events(system)
@@ -327,16 +344,7 @@ def test_a_replay_watched_live_by_each_kind_of_caller(kafka_bootstrap: str, tmp_
                 daemon=True,
             ).start()
             assert opened.wait(10), who
-        report = asyncio.run(
-            replay(
-                stream.records,
-                Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=system.prefix),
-                Pacing(rate=30),
-                settle_s=30,
-                timeout_s=90,
-            )
-        )
-        assert report.accounted == report.sent == len(stream.records), report
+        report = replay_whole(system, stream.records)
         events = settled_events(system)
         assert report.cases_opened >= 3 and len(events) > 2 * report.cases_opened
         by_key = {(event.case_id, event.version): event for event in events}

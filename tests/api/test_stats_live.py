@@ -4,7 +4,6 @@ from the events themselves (not through the handlers' fold or their assessment).
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,12 +27,16 @@ from cityloop.contracts import (
     SupervisionNoticeIssued,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
-from cityloop.loadtest.pacing import Pacing
-from cityloop.loadtest.replay import replay
-from cityloop.settings import Settings
 from tests.api.test_actions import act, outcome
-from tests.api.test_live import settled_events
-from tests.conftest import RunningSystem, bearer, start_system, stop_system, unique_prefix
+from tests.api.test_live import replay_whole, settled_events
+from tests.conftest import (
+    RunningSystem,
+    bearer,
+    every_case,
+    start_system,
+    stop_system,
+    unique_prefix,
+)
 from tests.streams.test_pipeline import wait_for
 from topology import load_topology, tiny_topology_path
 
@@ -120,17 +123,8 @@ def expected_rows(cases: dict[str, Counted]) -> dict[str, dict[str, Any]]:
 
 def projected(system: RunningSystem, cases: dict[str, Counted]) -> bool:
     """Whether the read model holds every case at the version the topic has."""
-    versions: dict[str, int] = {}
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(
-            f"{system.api_url}/v1/cases", params=params, headers=bearer(), timeout=10
-        ).json()
-        versions.update({item["case_id"]: item["version"] for item in page["items"]})
-        cursor = page["next_cursor"]
-        if cursor is None:
-            return versions == {case_id: max(c.versions) for case_id, c in cases.items()}
+    versions = {item["case_id"]: item["version"] for item in every_case(system)}
+    return versions == {case_id: max(c.versions) for case_id, c in cases.items()}
 
 
 def test_stats_say_what_the_case_event_topic_says(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -138,16 +132,7 @@ def test_stats_say_what_the_case_event_topic_says(kafka_bootstrap: str, tmp_path
     stream = generate(topology, ScenarioConfig(minutes=3, rate=1.0, seed=31))
     system = start_system(kafka_bootstrap, tmp_path, prefix=unique_prefix("statslive"))
     try:
-        report = asyncio.run(
-            replay(
-                stream.records,
-                Settings(kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=system.prefix),
-                Pacing(rate=30),
-                settle_s=30,
-                timeout_s=90,
-            )
-        )
-        assert report.accounted == report.sent == len(stream.records), report
+        replay_whole(system, stream.records)
         dispatched = [
             (case_id, case)
             for case_id, case in count_cases(settled_events(system)).items()

@@ -13,7 +13,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from cityloop.contracts import EVENT_TYPES, DeadLetter, Source
-from tests.conftest import RunningSystem, bearer
+from tests.conftest import RunningSystem, bearer, every_case
 from tests.contracts.test_contracts import VALID
 
 pytestmark = pytest.mark.broker
@@ -45,21 +45,13 @@ def publish(system: RunningSystem, source: str, value: bytes, key: bytes | None 
 
 def cases_with_report(system: RunningSystem, idempotency_key: str) -> list[dict[str, Any]]:
     found = []
-    cursor = None
-    while True:
-        params: dict[str, Any] = {"limit": 500, **({"cursor": cursor} if cursor else {})}
-        page = httpx.get(
-            f"{system.api_url}/v1/cases", params=params, headers=bearer(), timeout=5
+    for item in every_case(system):
+        detail = httpx.get(
+            f"{system.api_url}/v1/cases/{item['case_id']}", headers=bearer(), timeout=5
         ).json()
-        for item in page["items"]:
-            detail = httpx.get(
-                f"{system.api_url}/v1/cases/{item['case_id']}", headers=bearer(), timeout=5
-            ).json()
-            if any(r["idempotency_key"] == idempotency_key for r in detail["reports"]):
-                found.append(detail)
-        cursor = page["next_cursor"]
-        if not cursor:
-            return found
+        if any(r["idempotency_key"] == idempotency_key for r in detail["reports"]):
+            found.append(detail)
+    return found
 
 
 def wait_for(predicate: Any, timeout_s: float = 30.0, interval_s: float = 0.5) -> Any:
