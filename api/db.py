@@ -22,7 +22,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -43,6 +46,33 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class minutes_between(FunctionElement[float]):  # noqa: N801 - a SQL function, named as one
+    """The minutes from one stored time to another, to the millisecond, worked out in the
+    database (NULL if either is): the rows a whole period's figures come from then carry a
+    number, not two timestamps to parse in Python (100,000 cases: 1.6 s of reading and 0.9 s
+    of models, in one run)."""
+
+    type = Float()
+    inherit_cache = True
+    name = "minutes_between"
+
+
+@compiles(minutes_between, "sqlite")
+def _minutes_on_sqlite(element: minutes_between, compiler: SQLCompiler, **kw: Any) -> str:
+    # SQLite keeps UTCDateTime as ISO text in UTC; julianday reads it to the millisecond, as a
+    # day number whose last bits are noise (5 minutes came out 4.9999997): whole milliseconds
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"(round((julianday({end}) - julianday({start})) * 86400000.0) / 60000.0)"
+
+
+@compiles(minutes_between, "postgresql")
+def _minutes_on_postgresql(element: minutes_between, compiler: SQLCompiler, **kw: Any) -> str:
+    start, end = (compiler.process(clause, **kw) for clause in element.clauses)
+    # to the millisecond, as on SQLite
+    epoch = f"EXTRACT(EPOCH FROM ({end} - {start}))"
+    return f"(CAST(round({epoch} * 1000) AS DOUBLE PRECISION) / 60000.0)"
 
 
 class Base(DeclarativeBase):

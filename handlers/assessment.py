@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime
 from enum import StrEnum
 from statistics import median
+from typing import NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 
 class Grouping(StrEnum):
@@ -20,15 +20,13 @@ class Grouping(StrEnum):
     AREA = "area"  # the handling area
 
 
-class CaseFigures(BaseModel):
-    """What assessment needs of one case."""
-
-    model_config = ConfigDict(frozen=True)
+class CaseFigures(NamedTuple):
+    """What assessment needs of one case (a row of the read model's): the minutes from its
+    opening to its acceptance and to its resolution, None while it has none."""
 
     group: str
-    opened_at: datetime
-    accepted_at: datetime | None
-    resolved_at: datetime | None
+    minutes_to_accept: float | None
+    minutes_to_resolve: float | None
     accept_missed: bool
     resolve_missed: bool
     returns: int
@@ -67,10 +65,8 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _median_minutes(starts_and_ends: list[tuple[datetime, datetime]]) -> float | None:
-    if not starts_and_ends:
-        return None
-    return median((end - start).total_seconds() / 60 for start, end in starts_and_ends)
+def _median(values: list[float]) -> float | None:
+    return median(values) if values else None
 
 
 def assess(cases: Iterable[CaseFigures]) -> list[Assessment]:
@@ -80,26 +76,26 @@ def assess(cases: Iterable[CaseFigures]) -> list[Assessment]:
         groups[case.group].append(case)
     table = []
     for group, members in sorted(groups.items()):
-        accepted = [c for c in members if c.accepted_at is not None]
-        resolved = [c for c in members if c.resolved_at is not None]
+        to_accept = [c.minutes_to_accept for c in members if c.minutes_to_accept is not None]
+        resolved = [c for c in members if c.minutes_to_resolve is not None]
+        to_resolve = [c.minutes_to_resolve for c in resolved if c.minutes_to_resolve is not None]
+        accepted_on_time = sum(
+            not c.accept_missed for c in members if c.minutes_to_accept is not None
+        )
         reopened = sum(c.reopens > 0 for c in members)  # a reopened case was resolved once
         ever_resolved = len(resolved) + sum(
-            c.reopens > 0 and c.resolved_at is None for c in members
+            c.reopens > 0 and c.minutes_to_resolve is None for c in members
         )
         table.append(
             Assessment(
                 group=group,
                 received=len(members),
-                accepted=len(accepted),
-                accepted_on_time=_share(sum(not c.accept_missed for c in accepted), len(accepted)),
+                accepted=len(to_accept),
+                accepted_on_time=_share(accepted_on_time, len(to_accept)),
                 resolved=len(resolved),
                 resolved_on_time=_share(sum(not c.resolve_missed for c in resolved), len(resolved)),
-                median_minutes_to_accept=_median_minutes(
-                    [(c.opened_at, c.accepted_at) for c in accepted if c.accepted_at]
-                ),
-                median_minutes_to_resolve=_median_minutes(
-                    [(c.opened_at, c.resolved_at) for c in resolved if c.resolved_at]
-                ),
+                median_minutes_to_accept=_median(to_accept),
+                median_minutes_to_resolve=_median(to_resolve),
                 returns=sum(c.returns for c in members),
                 escalations=sum(c.escalations for c in members),
                 reopen_rate=_share(reopened, ever_resolved),

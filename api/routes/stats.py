@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from sqlalchemy import Select, select
 
-from api.db import CaseRow
+from api.db import CaseRow, minutes_between
 from api.deps import PrincipalDep, ReaderDep, TopologyDep
 from api.errors import problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
@@ -40,11 +40,10 @@ def figures_query(
 ) -> Select[*tuple[Any, ...]]:
     """What the figures are computed from, of the seen cases that meet the conditions."""
     group = GROUP_COLUMNS[by]
-    query = select(
+    query = select(  # in the order of CaseFigures' fields
         group,
-        CaseRow.opened_at,
-        CaseRow.accepted_at,
-        CaseRow.resolved_at,
+        minutes_between(CaseRow.opened_at, CaseRow.accepted_at),
+        minutes_between(CaseRow.opened_at, CaseRow.resolved_at),
         CaseRow.accept_missed,
         CaseRow.resolve_missed,
         CaseRow.returns,
@@ -95,18 +94,5 @@ async def stats(
     query = figures_query(seen, by, tuple(wanted))
     values = values_of(wanted, seen_values)
     rows = await read(lambda connection: connection.execute(query, values).all())
-    figures = (
-        CaseFigures(
-            group=row[0],
-            opened_at=row.opened_at,
-            accepted_at=row.accepted_at,
-            resolved_at=row.resolved_at,
-            accept_missed=row.accept_missed,
-            resolve_missed=row.resolve_missed,
-            returns=row.returns,
-            escalations=row.escalations,
-            reopens=row.reopens,
-        )
-        for row in rows
-    )
+    figures = [CaseFigures(*row) for row in rows]
     return AssessmentTable(by=by, since=since, until=until, rows=assess(figures))
