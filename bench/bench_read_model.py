@@ -19,11 +19,12 @@ Then an embedded broker and `cityloop api` start on that database, as a user run
 `--concurrency` clients (aiohttp) read, each request as the city's duty officer unless said:
 `GET /healthz` (baseline), `GET /v1/cases/{id}` of random cases, filtered lists of 50
 (status and district; category and time range; overdue as of a moment; a district duty
-officer's and a department's own cases). p50/p99 latency and requests/s per row, and each
-row's requests/s as a share of `/healthz`'s. The rows named "while projecting" read while case
-events of new cases (the stream's first ones again, under new ids) reach the API's projector on
-the case-event topic at `--write-rate` a second, so that reads and the projector's writes share
-the database and the process, as they do in service.
+officer's and a department's own cases), and the assessment figures of every case
+(`GET /v1/stats` over the whole period, a few requests at once). p50/p99 latency and
+requests/s per row, and each row's requests/s as a share of `/healthz`'s. The rows named
+"while projecting" read while case events of new cases (the stream's first ones again, under
+new ids) reach the API's projector on the case-event topic at `--write-rate` a second, so
+that reads and the projector's writes share the database and the process, as they do in service.
 
 `--data DIR` keeps the generated events and the SQLite file there, and the PostgreSQL
 database `bench_read_model` stays: a second run with the same `--cases` and `--seed` measures
@@ -344,6 +345,15 @@ def workload(
             some(lambda: "/v1/cases?limit=50"),
             token(Role.DEPARTMENT, department),
         ),
+        # a whole month's figures read every case: a few, all at once, to show what one costs
+        "GET /v1/stats of every case": (
+            [
+                f"/v1/stats?since={quote(first.isoformat())}"
+                f"&until={quote((last + timedelta(seconds=1)).isoformat())}"
+                for _ in range(max(4, requests // 500))
+            ],
+            officer,
+        ),
         f"GET /v1/cases/{{id}}{PROJECTING}": (
             some(lambda: f"/v1/cases/{rng.choice(case_ids)}"),
             officer,
@@ -488,7 +498,8 @@ def table(database: str, figures: dict[str, dict[str, float]]) -> list[str]:
         if "written_per_s" in f:
             name += f" ({f['written_per_s']:.0f} events/s)"
         lines.append(
-            f"| {database} | {name} | {f['per_s']:,.0f} | {f['p50_ms']:.1f} | "
+            f"| {database} | {name} | {f['per_s']:,.{0 if f['per_s'] >= 10 else 2}f} | "
+            f"{f['p50_ms']:.1f} | "
             f"{f['p99_ms']:.1f} | {f['per_s'] / healthz:.2f} |"
         )
     return lines
