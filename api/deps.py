@@ -1,10 +1,12 @@
-"""Dependencies as Annotated aliases: settings, database session, producer, topology.
+"""Dependencies as Annotated aliases: settings, database session, reader, producer, topology,
+the caller, and the moment a request is handled (the app's clock, `create_app`).
 
 All `async def`: FastAPI runs a plain `def` dependency in a thread pool, a hop per request."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, status
@@ -14,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from api.auth import InvalidToken, VerifiedTokens
 from api.errors import refuse
 from api.reading import Reader
+from cityloop.clock import Clock
 from cityloop.settings import Settings
 from handlers.access import Principal
 from topology import Topology
@@ -39,6 +42,11 @@ async def _topology(request: Request) -> Topology:
 
 
 bearer = HTTPBearer(auto_error=False, description="a token from `cityloop token`")
+
+
+async def _now(request: Request) -> datetime:
+    clock: Clock = request.app.state.clock
+    return clock()
 
 
 async def _settings(request: Request) -> Settings:
@@ -75,3 +83,4 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 ReaderDep = Annotated[Reader, Depends(_reader)]
 ProducerDep = Annotated[Any, Depends(_producer)]
 TopologyDep = Annotated[Topology, Depends(_topology)]
+NowDep = Annotated[datetime, Depends(_now)]

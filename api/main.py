@@ -19,6 +19,7 @@ from api.projection import Projector
 from api.reading import reader_for
 from api.routes import cases, commands, events, health, open311, stats
 from api.schemas import COMPONENTS, CaseChange
+from cityloop.clock import Clock, wall_clock
 from cityloop.contracts import CloudEvent
 from cityloop.errors import ConfigurationError
 from cityloop.settings import Settings, get_settings
@@ -40,7 +41,9 @@ def referenced_components() -> dict[str, Any]:
     return {**components, **commands.action_schemas()}
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> FastAPI:
+    """The API; `clock` is the moment each request is handled at (tokens' expiry, `now` of the
+    routes' defaults, a command's issue time)."""
     settings = settings or get_settings()
     if not settings.jwt_secret.get_secret_value():
         raise ConfigurationError(
@@ -62,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.sessions,
             group_id=f"{settings.topic_prefix}-projector",
             metrics=app.state.metrics,
+            clock=clock,
         )
         # what was loaded to start (the topology's graph of thousands of departments, the
         # modules) lives as long as the process: out of the collector's sight, a full
@@ -87,7 +91,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.tokens = VerifiedTokens(settings.jwt_secret.get_secret_value())
+    app.state.clock = clock
+    app.state.tokens = VerifiedTokens(
+        settings.jwt_secret.get_secret_value(), clock=lambda: clock().timestamp()
+    )
     app.state.metrics = Metrics()
     install_refusals(app)
     app.include_router(events.router)

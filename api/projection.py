@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -27,6 +26,7 @@ from api.db import (
     session_factory,
 )
 from api.metrics import Metrics
+from cityloop.clock import Clock, wall_clock
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
     AssistanceAdded,
@@ -328,8 +328,10 @@ class Projector:
         sessions: async_sessionmaker[AsyncSession],
         group_id: str,
         metrics: Metrics | None = None,
+        clock: Clock = wall_clock,
     ):
         self.settings = settings
+        self.clock = clock
         self.metrics = metrics
         self.sessions = sessions
         self.group_id = group_id
@@ -385,7 +387,7 @@ class Projector:
                             self.metrics.unstorable_events.inc(unstorable)
                         self._announce()
                         if self.metrics is not None:
-                            age = datetime.now(UTC) - max(e.occurred_at for e in events)
+                            age = self.clock() - max(e.occurred_at for e in events)
                             self.metrics.projection_lag.set(max(age.total_seconds(), 0.0))
                     if outcomes:
                         async with self.sessions() as session:

@@ -17,6 +17,7 @@ from aiokafka.errors import (
 )
 from kafka.partitioner.default import murmur2
 
+from cityloop.clock import wall_clock
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
     CONTROL_ADAPTER,
@@ -91,15 +92,11 @@ topology = load_topology(settings.topology_file)
 topology_from_topic = False
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 def record_time(message: Any) -> datetime:
     """The clock of every decision: the record's own timestamp. Re-processing a record after a
     crash then decides exactly as before, and a replay runs on the events' own times."""
     timestamp = getattr(message, "timestamp", None)
-    return datetime.fromtimestamp(timestamp, UTC) if timestamp else _now()
+    return datetime.fromtimestamp(timestamp, UTC) if timestamp else wall_clock()
 
 
 async def send_record(
@@ -180,7 +177,7 @@ async def ensure_topology() -> None:
         None, lambda: list(read_history(settings.bootstrap_servers, names.topology))
     )
     if versions:
-        await adopt_topology(versions[-1], _now())
+        await adopt_topology(versions[-1], wall_clock())
 
 
 @app.agent(topology_topic)
@@ -373,6 +370,6 @@ async def tick() -> None:
     """The wall clock, delivered to every case partition (unless replays drive time)."""
     if settings.clock != "wall":
         return
-    value = Tick(now=_now()).model_dump_json().encode()
+    value = Tick(now=wall_clock()).model_dump_json().encode()
     for partition in range(settings.topic_partitions):
         await send_record(names.case_control, None, value, partition=partition)

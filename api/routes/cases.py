@@ -9,7 +9,7 @@ import contextlib
 import functools
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import Enum
 from typing import Annotated, Any, TypeVar
 
@@ -42,7 +42,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
-from api.deps import PrincipalDep, ReaderDep, TopologyDep
+from api.deps import NowDep, PrincipalDep, ReaderDep, TopologyDep
 from api.errors import forbidden, problems, refuse
 from api.params import (
     MAX_CODE_LENGTH,
@@ -291,6 +291,7 @@ async def list_cases(
     read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
+    now: NowDep,
     case_status: Annotated[CaseStatus | None, Query(alias="status")] = None,
     category: Annotated[str | None, CodeQuery] = None,
     loop: Loop | None = None,
@@ -333,7 +334,7 @@ async def list_cases(
     if opened_until:
         wanted["opened_until"] = {"opened_until": opened_until}
     if overdue is not None:
-        wanted["overdue" if overdue else "not_overdue"] = {"now": as_of or datetime.now(UTC)}
+        wanted["overdue" if overdue else "not_overdue"] = {"now": as_of or now}
     if cursor:
         opened_at, case_id = decode_cursor(cursor)
         wanted["after"] = {"after_opened": opened_at, "after_case": case_id}

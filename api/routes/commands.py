@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, status
@@ -12,7 +11,15 @@ from pydantic import ValidationError, WithJsonSchema
 from sqlalchemy import select
 
 from api.db import CommandRow
-from api.deps import PrincipalDep, ProducerDep, ReaderDep, SessionDep, SettingsDep, TopologyDep
+from api.deps import (
+    NowDep,
+    PrincipalDep,
+    ProducerDep,
+    ReaderDep,
+    SessionDep,
+    SettingsDep,
+    TopologyDep,
+)
 from api.errors import forbidden, problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE
 from api.reading import entities
@@ -127,6 +134,7 @@ async def act_on_case(
     producer: ProducerDep,
     settings: SettingsDep,
     topology: TopologyDep,
+    now: NowDep,
 ) -> CommandAccepted:
     """Publish the action as a command and answer at once; whether it was applied (and if not,
     why) is at the status URL. Who may do what is decided by the case handlers."""
@@ -136,7 +144,7 @@ async def act_on_case(
         raise forbidden(denied) from None
     row = await case_in_scope(session, case_id, principal, topology.city)
     command_id = f"cmd-{uuid.uuid4().hex}"
-    issued_at = datetime.now(UTC)
+    issued_at = now
     try:
         command = CASE_COMMAND_ADAPTER.validate_python(
             {

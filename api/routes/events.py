@@ -7,12 +7,12 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
-from api.deps import PrincipalDep, ProducerDep, SettingsDep, TopologyDep
+from api.deps import NowDep, PrincipalDep, ProducerDep, SettingsDep, TopologyDep
 from api.errors import forbidden, problems, refuse, refuse_with
 from api.metrics import Metrics
 from api.schemas import (
@@ -121,11 +121,11 @@ def refusal_status(reason: DeadLetterReason) -> int:
 
 
 def admit(
-    raw: bytes, source: Source, topology: Topology, metrics: Metrics
+    raw: bytes, source: Source, topology: Topology, metrics: Metrics, now: datetime
 ) -> Incident | DeadLetter:
     """The intake decision for one event posted over HTTP, the same the worker makes; refusals
     are counted by source and reason."""
-    result = take_in(raw, topology, datetime.now(UTC), expected=source)
+    result = take_in(raw, topology, now, expected=source)
     if isinstance(result, Accepted):
         return result.incident
     dead = result.dead_letter
@@ -192,6 +192,7 @@ async def post_event(
     settings: SettingsDep,
     producer: ProducerDep,
     topology: TopologyDep,
+    now: NowDep,
     principal: PrincipalDep,
 ) -> EventAccepted:
     """Validate one CloudEvent of this source and publish it; answer once the broker acked."""
@@ -199,7 +200,7 @@ async def post_event(
     may_publish(principal, expected)
     raw = await read_body(request, settings.max_event_bytes)
     metrics: Metrics = request.app.state.metrics
-    admitted = admit(raw, expected, topology, metrics)
+    admitted = admit(raw, expected, topology, metrics, now)
     if isinstance(admitted, DeadLetter):
         raise refusal(admitted)
     (accepted,) = await publish(producer, settings, expected, [(admitted, raw)], metrics)
@@ -284,6 +285,7 @@ async def post_batch(
     settings: SettingsDep,
     producer: ProducerDep,
     topology: TopologyDep,
+    now: NowDep,
     principal: PrincipalDep,
 ) -> BatchAccepted:
     """Validate every event of the array as `POST /v1/events/{source}` validates one; publish
@@ -313,7 +315,7 @@ async def post_batch(
                 )
             )
             continue
-        result = admit(item_raw, expected, topology, metrics)
+        result = admit(item_raw, expected, topology, metrics, now)
         if isinstance(result, DeadLetter):
             problems.append(
                 BatchItemProblem(index=index, reason=result.reason.value, message=result.detail)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, defer
 from starlette.exceptions import HTTPException
 
 from api.db import CaseRow, ReportRow
-from api.deps import PrincipalDep, ProducerDep, ReaderDep, SettingsDep, TopologyDep
+from api.deps import NowDep, PrincipalDep, ProducerDep, ReaderDep, SettingsDep, TopologyDep
 from api.metrics import Metrics
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
 from api.reading import entities
@@ -283,6 +283,7 @@ async def create_request(
     settings: SettingsDep,
     producer: ProducerDep,
     topology: TopologyDep,
+    now: NowDep,
     principal: PrincipalDep,
     service_code: Annotated[str, Form(examples=["pothole"])],
     lat: Annotated[float | None, Form(ge=-90, le=90, examples=[30.6612])] = None,
@@ -315,7 +316,7 @@ async def create_request(
     service = topology.category(service_code)
     if service is None:
         raise _bad_request(f"service_code: no service {service_code!r}; see services.json")
-    received_at = datetime.now(UTC)
+    received_at = now
     request_id = f"O311-{uuid.uuid4().hex}"
     event = work_order(
         request_id,
@@ -333,7 +334,7 @@ async def create_request(
     )
     raw = json.dumps(event, ensure_ascii=False).encode()
     metrics: Metrics = request.app.state.metrics
-    admitted = admit(raw, Source.HOTLINE, topology, metrics)
+    admitted = admit(raw, Source.HOTLINE, topology, metrics, now)
     if isinstance(admitted, DeadLetter):
         raise refusal(admitted)
     await publish(producer, settings, Source.HOTLINE, [(admitted, raw)], metrics)
@@ -488,6 +489,7 @@ async def search_requests(
     read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
+    now: NowDep,
     service_request_id: Annotated[
         str | None,
         Query(
@@ -566,7 +568,7 @@ async def search_requests(
             raise _bad_request(f"service_code: no service {unknown[0]!r}; see services.json")
         if codes:
             query = query.where(ReportRow.category_code.in_(codes))
-        start, end = search_period(start_date, end_date, datetime.now(UTC))
+        start, end = search_period(start_date, end_date, now)
         query = query.where(ReportRow.occurred_at >= start, ReportRow.occurred_at <= end)
         wanted = set(comma_list(request_status))
         closed = [case_status.value for case_status in CLOSED_STATUSES]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from sqlalchemy import Select, select
 
 from api.db import CaseRow, minutes_between
-from api.deps import PrincipalDep, ReaderDep, TopologyDep
+from api.deps import NowDep, PrincipalDep, ReaderDep, TopologyDep
 from api.errors import problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
 from api.routes.cases import (
@@ -62,6 +62,7 @@ async def stats(
     read: ReaderDep,
     principal: PrincipalDep,
     topology: TopologyDep,
+    now: NowDep,
     by: Grouping = Grouping.DEPARTMENT,
     since: Annotated[
         Moment | None, Query(description="cases opened at or after; default: 30 days ago")
@@ -78,7 +79,7 @@ async def stats(
 ) -> AssessmentTable:
     """Received, on-time acceptance and resolution, medians, returns, escalations, reopen and
     resolution rates — over the cases the caller may see, grouped as asked."""
-    until = until or datetime.now(UTC)
+    until = until or now
     since = since or until - timedelta(days=30)
     if since >= until:
         raise refuse(

@@ -27,6 +27,7 @@ from api.db import (
 from api.main import create_app
 from api.projection import project, project_or_skip
 from api.reading import reader_for
+from cityloop.clock import Clock, wall_clock
 from cityloop.contracts import CASE_COMMAND_ADAPTER, CallerContact, Incident, Source
 from cityloop.settings import Settings
 from handlers.case import fold
@@ -108,10 +109,12 @@ async def test_projection_applies_each_version_once(engine: AsyncEngine) -> None
             assert await session.scalar(text("select 1")) == 1
 
 
-def wired_app(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> FastAPI:
+def wired_app(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], clock: Clock = wall_clock
+) -> FastAPI:
     """The app with what its lifespan would give it, on this test's database (no broker)."""
     url = engine.url.render_as_string(hide_password=False)
-    app = create_app(Settings(database_url=url, jwt_secret=TEST_SECRET))
+    app = create_app(Settings(database_url=url, jwt_secret=TEST_SECRET), clock)
     app.state.sessions = sessions
     app.state.reader = reader_for(url)
     app.state.topology = TINY
@@ -126,7 +129,8 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
             decision = correlate(incident(number, category), None, None, [], None, TINY, {}, NOW)
             await project(session, decision.events)
             case_ids.append(decision.case_id)
-    app = wired_app(engine, sessions)
+    moment = [NOW]
+    app = wired_app(engine, sessions, clock=lambda: moment[0])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://test", headers=bearer()
@@ -161,6 +165,10 @@ async def test_case_routes_page_filter_and_mask(engine: AsyncEngine) -> None:
         assert await count(overdue=True, as_of=NOW.isoformat()) == 0
         assert await count(overdue=False, as_of=NOW.isoformat()) == 3
         assert await count(overdue=True, as_of=later) == 3  # nobody accepted them
+        assert await count(overdue=True) == 0  # as of now, by the app's clock
+        moment[0] = NOW + timedelta(days=2)  # past the deadlines, before the token expires
+        assert await count(overdue=True) == 3
+        moment[0] = NOW
         naive = await client.get("/v1/cases", params={"opened_since": "2026-11-22T00:00:00"})
         assert naive.status_code == 422
 
