@@ -21,6 +21,7 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import Connection, Dialect, Engine, make_url
+from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -59,10 +60,16 @@ class minutes_between(FunctionElement[float]):  # noqa: N801 - a SQL function, n
     name = "minutes_between"
 
 
+@compiles(minutes_between)
+def _minutes_elsewhere(element: minutes_between, compiler: SQLCompiler, **kw: Any) -> str:
+    raise CompileError(f"minutes_between is not written for {compiler.dialect.name}")
+
+
 @compiles(minutes_between, "sqlite")
 def _minutes_on_sqlite(element: minutes_between, compiler: SQLCompiler, **kw: Any) -> str:
-    # SQLite keeps UTCDateTime as ISO text in UTC; julianday reads it to the millisecond, as a
-    # day number whose last bits are noise (5 minutes came out 4.9999997): whole milliseconds
+    # SQLite keeps UTCDateTime as ISO text in UTC; julianday reads each time to the
+    # millisecond, as a day number whose last bits are noise (5 minutes came out 4.9999997):
+    # rounded to whole milliseconds
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
     return f"(round((julianday({end}) - julianday({start})) * 86400000.0) / 60000.0)"
 
@@ -70,7 +77,8 @@ def _minutes_on_sqlite(element: minutes_between, compiler: SQLCompiler, **kw: An
 @compiles(minutes_between, "postgresql")
 def _minutes_on_postgresql(element: minutes_between, compiler: SQLCompiler, **kw: Any) -> str:
     start, end = (compiler.process(clause, **kw) for clause in element.clauses)
-    # to the millisecond, as on SQLite
+    # to the millisecond, as on SQLite (which reads each time to the millisecond first, so the
+    # two can differ by a millisecond)
     epoch = f"EXTRACT(EPOCH FROM ({end} - {start}))"
     return f"(CAST(round({epoch} * 1000) AS DOUBLE PRECISION) / 60000.0)"
 
@@ -216,6 +224,15 @@ def create_engine(database_url: str) -> AsyncEngine:
     if sqlite:
         write_ahead(engine.sync_engine)
     return engine
+
+
+def remove_sqlite_file(database: Path) -> bool:
+    """Delete a SQLite database and its write-ahead log with it: a log left beside a new file
+    of the same name would be replayed into it. Whether there was a database to delete."""
+    existed = database.exists()
+    for path in (database, Path(f"{database}-wal"), Path(f"{database}-shm")):
+        path.unlink(missing_ok=True)
+    return existed
 
 
 def write_ahead(engine: Engine) -> None:

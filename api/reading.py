@@ -30,6 +30,9 @@ from api.db import write_ahead
 T = TypeVar("T")
 Ts = TypeVarTuple("Ts")
 
+READ_LOCK_WAIT_S = 1.0
+"""How long a SQLite read waits for a lock before it fails (the driver's default: 5 s)."""
+
 READER_CONNECTIONS = 8
 """PostgreSQL connections for reads: the event loop, not the server, is what a read waits on."""
 
@@ -86,8 +89,12 @@ class SQLiteReader:
     def __init__(self, database_url: str) -> None:
         # no transaction: each statement reads what was committed when it started, as SQLite's
         # reads outside a transaction always did
+        # a read waits for a lock (rare with the write-ahead log: a log being recovered) at most
+        # READ_LOCK_WAIT_S, since the event loop waits with it
         self._engine = create_sync_engine(
-            make_url(database_url).set(drivername="sqlite"), isolation_level="AUTOCOMMIT"
+            make_url(database_url).set(drivername="sqlite"),
+            isolation_level="AUTOCOMMIT",
+            connect_args={"timeout": READ_LOCK_WAIT_S},
         )
         write_ahead(self._engine)
 

@@ -60,7 +60,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.db import create_engine, migrate, session_factory
+from api.db import create_engine, migrate, remove_sqlite_file, session_factory
 from api.projection import project_or_skip
 from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.contracts import (
@@ -477,11 +477,13 @@ async def read_load(
                             )
                         )
                         await asyncio.sleep(2)  # the projector at work before reads start
-                    figures[name] = await measure(
-                        [calling(get, p, headers) for p in paths], concurrency
-                    )
-                    if publishing is not None:
+                    try:
+                        figures[name] = await measure(
+                            [calling(get, p, headers) for p in paths], concurrency
+                        )
+                    finally:
                         stop.set()
+                    if publishing is not None:
                         figures[name]["written_per_s"] = await publishing
                     if spy is not None:
                         await spy.wait()
@@ -545,7 +547,7 @@ async def measure_all(
         if await seeded_cases(url) != opened:
             if database == "sqlite":
                 stale = data / f"cases-{args.cases}-{args.seed}.db"
-                await asyncio.to_thread(stale.unlink, missing_ok=True)
+                await asyncio.to_thread(remove_sqlite_file, stale)
             else:
                 url = await postgres_database("bench_read_model", fresh=True)
             seconds = await seed_database(url, events)

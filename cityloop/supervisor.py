@@ -57,9 +57,10 @@ class Supervisor:
         run would show cases nothing can act on, so the default SQLite file starts fresh."""
         if self.settings.database_url != DEFAULT_DATABASE:
             return
+        from api.db import remove_sqlite_file
+
         database = make_url(self.settings.database_url).database
-        if database and Path(database).exists():
-            Path(database).unlink()
+        if database and remove_sqlite_file(Path(database)):
             self.console.print(f"fresh read model: removed {database} from an earlier run")
 
     def _wait_ready(self, timeout_s: float, logs: Path) -> None:

@@ -4,6 +4,7 @@ each other)."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import asyncpg
@@ -12,7 +13,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from api.db import create_engine
+from api.db import create_engine, remove_sqlite_file
 from api.reading import reader_for
 
 
@@ -31,7 +32,8 @@ async def test_a_postgres_read_is_read_again_when_the_server_closed_its_connecti
             make_url(postgres_url).set(drivername="postgresql").render_as_string(False)
         )
         try:
-            assert await server.fetchval("select pg_terminate_backend($1)", first)
+            # waits (up to 5 s) until the backend is gone, so the next read cannot still reach it
+            assert await server.fetchval("select pg_terminate_backend($1, 5000)", first)
         finally:
             await server.close()
         again = await read(backend)
@@ -67,13 +69,37 @@ async def test_sqlite_reads_and_writes_use_the_write_ahead_log(tmp_path: Path) -
             assert (await connection.scalar(text("pragma journal_mode"))) == "wal"
             await connection.execute(text("create table cases (case_id text primary key)"))
             await connection.execute(text("insert into cases values ('CL-1')"))
-        async with engine.begin() as writing:
-            await writing.execute(text("insert into cases values ('CL-2')"))
-            # a write under way: the reader sees what was committed, at once
-            count = await read(lambda c: c.scalar(text("select count(*) from cases")))
-            assert count == 1
-            assert await read(lambda c: c.scalar(text("pragma journal_mode"))) == "wal"
+        assert await read(lambda c: c.scalar(text("pragma journal_mode"))) == "wal"
+        # a reader in the middle of a read: with the rollback journal, a commit waits for it to
+        # finish (and gives up: "database is locked"); with the log it commits beside it
+        reading = sqlite3.connect(tmp_path / "cases.db", isolation_level=None)
+        try:
+            reading.execute("begin")
+            assert reading.execute("select count(*) from cases").fetchone() == (1,)
+            async with engine.begin() as writing:
+                await writing.execute(text("pragma busy_timeout = 200"))
+                await writing.execute(text("insert into cases values ('CL-2')"))
+            assert reading.execute("select count(*) from cases").fetchone() == (1,)
+            reading.execute("commit")
+        finally:
+            reading.close()
         assert await read(lambda c: c.scalar(text("select count(*) from cases"))) == 2
     finally:
         await read.close()
+        await engine.dispose()
+
+
+async def test_a_sqlite_database_is_removed_with_its_log(tmp_path: Path) -> None:
+    database = tmp_path / "cases.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{database}")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("create table cases (case_id text primary key)"))
+        # the log and its index stay beside the file while a connection is open (and after a
+        # crash): a new file of the same name must not meet them
+        assert Path(f"{database}-wal").exists() and Path(f"{database}-shm").exists()
+        assert remove_sqlite_file(database)
+        assert sorted(tmp_path.iterdir()) == []
+        assert not remove_sqlite_file(database)
+    finally:
         await engine.dispose()
