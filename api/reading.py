@@ -9,16 +9,16 @@ statements take 0.1-0.3 ms in the database. aiosqlite hands every call of a read
 fetch, close, the pool's rollback) to its thread and back, which cost 1.6 ms of CPU against
 0.4 ms in one hop; one hop to a reader thread still cost a third of the requests a second, for
 the thread and the event loop then take turns at the GIL (docs/benchmarks.md, "The read model
-at 100,000 cases"). A long read (the figures of a whole city's month) holds the loop while its
-rows become Python, on either database."""
+at 100,000 cases"). A long read (the figures of a whole city's month) is a `scan`, whose rows
+come a batch at a time with the loop free between batches."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Protocol, TypeVar, TypeVarTuple
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import Any, Protocol, TypeVar, TypeVarTuple
 
-from sqlalchemy import Connection, Row, Select
+from sqlalchemy import Connection, Result, Row, Select
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -37,10 +37,21 @@ READER_CONNECTIONS = 8
 """PostgreSQL connections for reads: the event loop, not the server, is what a read waits on."""
 
 
+SCAN_BATCH = 2_000
+"""Rows of a scan turned into Python between two turns of the event loop (about 10 ms)."""
+
+
 class Reader(Protocol):
     """Runs reads of the read model for the API's routes (`ReaderDep`)."""
 
     async def __call__(self, read: Callable[[Connection], T]) -> T: ...
+
+    def scan(
+        self, query: Select[*Ts], values: Mapping[str, Any], size: int = SCAN_BATCH
+    ) -> AsyncIterator[Sequence[Row[*Ts]]]:
+        """A long read's rows, `size` at a time, with the event loop free to answer others
+        between them: turning 100,000 rows into Python takes the better part of a second."""
+        ...
 
     async def close(self) -> None: ...
 
@@ -64,20 +75,37 @@ class LoopReader:
         self._turns = asyncio.Semaphore(READER_CONNECTIONS)
 
     async def __call__(self, read: Callable[[Connection], T]) -> T:
+        return await self._again_if_closed(lambda: self._read(read))
+
+    async def scan(
+        self, query: Select[*Ts], values: Mapping[str, Any], size: int = SCAN_BATCH
+    ) -> AsyncIterator[Sequence[Row[*Ts]]]:
+        # asyncpg hands over the rows whole, and fast: the result is buffered and the connection
+        # back in the pool before the long part, turning the rows into Python
+        result = await self._again_if_closed(lambda: self._buffered(query, values))
+        for rows in result.partitions(size):
+            yield rows
+            await asyncio.sleep(0)
+
+    async def _again_if_closed(self, reading: Callable[[], Awaitable[T]]) -> T:
         async with self._turns:
             try:
-                return await self._read(read)
+                return await reading()
             except DBAPIError as error:
                 # the server closed the connection under the pool (a restart, an idle
                 # timeout): the pool drops its connections, and a read changes nothing, so it
                 # is read again, once, on a new one
                 if not error.connection_invalidated:
                     raise
-                return await self._read(read)
+                return await reading()
 
     async def _read(self, read: Callable[[Connection], T]) -> T:
         async with self._engine.connect() as connection:
             return await connection.run_sync(read)
+
+    async def _buffered(self, query: Select[*Ts], values: Mapping[str, Any]) -> Result[*Ts]:
+        async with self._engine.connect() as connection:
+            return await connection.execute(query, values)
 
     async def close(self) -> None:
         await self._engine.dispose()
@@ -101,6 +129,15 @@ class SQLiteReader:
     async def __call__(self, read: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:
             return read(connection)
+
+    async def scan(
+        self, query: Select[*Ts], values: Mapping[str, Any], size: int = SCAN_BATCH
+    ) -> AsyncIterator[Sequence[Row[*Ts]]]:
+        # the cursor fetches as it goes; its connection stays out of the pool until the end
+        with self._engine.connect() as connection:
+            for rows in connection.execute(query, values).partitions(size):
+                yield rows
+                await asyncio.sleep(0)
 
     async def close(self) -> None:
         self._engine.dispose()

@@ -94,6 +94,5 @@ async def stats(
         wanted |= handled_in(area)
     query = figures_query(seen, by, tuple(wanted))
     values = values_of(wanted, seen_values)
-    rows = await read(lambda connection: connection.execute(query, values).all())
-    figures = [CaseFigures(*row) for row in rows]
+    figures = [CaseFigures(*row) async for rows in read.scan(query, values) for row in rows]
     return AssessmentTable(by=by, since=since, until=until, rows=assess(figures))

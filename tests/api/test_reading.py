@@ -4,12 +4,13 @@ each other)."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import asyncpg
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, literal, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -103,3 +104,34 @@ async def test_a_sqlite_database_is_removed_with_its_log(tmp_path: Path) -> None
         assert not remove_sqlite_file(database)
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+async def test_a_scan_gives_the_loop_back_between_batches(
+    database: str, tmp_path: Path, postgres_url: str
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db" if database == "sqlite" else postgres_url
+    numbers = select(literal(1).label("i")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.i + 1).where(numbers.c.i < 5_000))
+    query = select(numbers.c.i).where(numbers.c.i > bindparam("above"))
+    ticks = 0
+
+    async def others() -> None:  # what else the loop has to do meanwhile
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    read = reader_for(url)
+    meanwhile = asyncio.create_task(others())
+    await asyncio.sleep(0)
+    try:
+        sizes, ticks_seen = [], []
+        async for rows in read.scan(query, {"above": 500}, size=2_000):
+            sizes.append(len(rows))
+            ticks_seen.append(ticks)
+        assert sizes == [2_000, 2_000, 500]
+        assert ticks_seen == sorted(set(ticks_seen))  # the others ran between every two
+    finally:
+        meanwhile.cancel()
+        await read.close()
