@@ -279,6 +279,20 @@ def calling(
     return lambda: get(path, headers)
 
 
+def api_env(settings: Settings, database_url: str, data_dir: str, port: int) -> dict[str, str]:
+    """What `cityloop api` is started with: this broker and prefix, this database."""
+    return {
+        **os.environ,
+        "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "CITYLOOP_TOPIC_PREFIX": settings.topic_prefix,
+        "CITYLOOP_DATABASE_URL": database_url,
+        "CITYLOOP_DATA_DIR": data_dir,
+        "CITYLOOP_API_PORT": str(port),
+        "CITYLOOP_JWT_SECRET": SECRET,
+        "CITYLOOP_CLOCK": "external",
+    }
+
+
 def start_api(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cityloop", "api"],
@@ -419,16 +433,7 @@ async def read_load(
         port = free_port()
         settings = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="bench-read")
         await asyncio.to_thread(ensure_topics, settings)  # before the projector subscribes
-        env = {
-            **os.environ,
-            "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "CITYLOOP_TOPIC_PREFIX": settings.topic_prefix,
-            "CITYLOOP_DATABASE_URL": database_url,
-            "CITYLOOP_DATA_DIR": tmp,
-            "CITYLOOP_API_PORT": str(port),
-            "CITYLOOP_JWT_SECRET": SECRET,
-            "CITYLOOP_CLOCK": "external",
-        }
+        env = api_env(settings, database_url, tmp, port)
         api = start_api(env, Path(tmp) / "api.log")
         try:
             connector = aiohttp.TCPConnector(limit=concurrency)

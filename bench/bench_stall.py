@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
-from bench_api import SECRET, token, until_ready  # run as a script: bench/ is on the path
-from bench_read_model import postgres_database, seeded_cases, start_api
+from bench_api import token, until_ready  # run as a script: bench/ is on the path
+from bench_read_model import api_env, postgres_database, seeded_cases, start_api
 
 from cityloop.broker import EmbeddedBroker, free_port
+from cityloop.settings import Settings
 from handlers.access import Role
 
 POLL_S = 0.005
@@ -32,17 +32,8 @@ FIGURES = "/v1/stats?since={since}&until={until}"
 async def stall(database_url: str, since: str, until: str, rounds: int) -> str:
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=free_port()) as broker:
         port = free_port()
-        env = {
-            **os.environ,
-            "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap,
-            "CITYLOOP_TOPIC_PREFIX": "bench-stall",
-            "CITYLOOP_DATABASE_URL": database_url,
-            "CITYLOOP_DATA_DIR": tmp,
-            "CITYLOOP_API_PORT": str(port),
-            "CITYLOOP_JWT_SECRET": SECRET,
-            "CITYLOOP_CLOCK": "external",
-        }
-        api = start_api(env, Path(tmp) / "api.log")
+        settings = Settings(kafka_bootstrap_servers=broker.bootstrap, topic_prefix="bench-stall")
+        api = start_api(api_env(settings, database_url, tmp, port), Path(tmp) / "api.log")
         try:
             async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
                 if not await until_ready(http):
