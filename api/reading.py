@@ -33,6 +33,11 @@ Ts = TypeVarTuple("Ts")
 READ_LOCK_WAIT_S = 1.0
 """How long a SQLite read waits for a lock before it fails (the driver's default: 5 s)."""
 
+SQLITE_SCANS = 4
+"""SQLite scans at once. A scan keeps its connection while the loop answers others, and the
+pool (5, and 10 more) hands out connections in the event loop's thread: one more scan than it
+has would wait there for a connection only the loop can give back."""
+
 READER_CONNECTIONS = 8
 """PostgreSQL connections for reads: the event loop, not the server, is what a read waits on."""
 
@@ -123,8 +128,12 @@ class SQLiteReader:
             make_url(database_url).set(drivername="sqlite"),
             isolation_level="AUTOCOMMIT",
             connect_args={"timeout": READ_LOCK_WAIT_S},
+            # a read that finds the pool empty waits in the loop, where nothing can return a
+            # connection: it fails at once rather than hold the API (scans are counted for that)
+            pool_timeout=READ_LOCK_WAIT_S,
         )
         write_ahead(self._engine)
+        self._scans = asyncio.Semaphore(SQLITE_SCANS)
 
     async def __call__(self, read: Callable[[Connection], T]) -> T:
         with self._engine.connect() as connection:
@@ -134,10 +143,11 @@ class SQLiteReader:
         self, query: Select[*Ts], values: Mapping[str, Any], size: int = SCAN_BATCH
     ) -> AsyncIterator[Sequence[Row[*Ts]]]:
         # the cursor fetches as it goes; its connection stays out of the pool until the end
-        with self._engine.connect() as connection:
-            for rows in connection.execute(query, values).partitions(size):
-                yield rows
-                await asyncio.sleep(0)
+        async with self._scans:
+            with self._engine.connect() as connection:
+                for rows in connection.execute(query, values).partitions(size):
+                    yield rows
+                    await asyncio.sleep(0)
 
     async def close(self) -> None:
         self._engine.dispose()

@@ -135,3 +135,23 @@ async def test_a_scan_gives_the_loop_back_between_batches(
     finally:
         meanwhile.cancel()
         await read.close()
+
+
+async def test_many_sqlite_scans_at_once_all_finish(tmp_path: Path) -> None:
+    """More scans than the pool has connections: each holds one while the loop turns, so the
+    ones past it must wait in the loop, not in the pool (which would stop the loop)."""
+    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db"
+    numbers = select(literal(1).label("i")).cte("numbers", recursive=True)
+    numbers = numbers.union_all(select(numbers.c.i + 1).where(numbers.c.i < 3_000))
+    query = select(numbers.c.i).where(numbers.c.i > bindparam("above"))
+    read = reader_for(url)
+
+    async def count() -> int:
+        return sum([len(rows) async for rows in read.scan(query, {"above": 0}, size=100)])
+
+    try:
+        counts = await asyncio.wait_for(asyncio.gather(*(count() for _ in range(24))), 20)
+        assert counts == [3_000] * 24
+        assert await read(lambda c: c.scalar(text("select 1"))) == 1
+    finally:
+        await read.close()
