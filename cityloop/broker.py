@@ -60,10 +60,20 @@ def wait_until_answers(bootstrap: str, timeout_s: float = 30.0) -> None:
 class EmbeddedBroker:
     """A tansu broker process on 127.0.0.1, memory storage; a context manager that stops it."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 9092, log_file: Path | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 9092,
+        log_file: Path | None = None,
+        own_session: bool = False,
+    ):
+        """`own_session`: the broker leaves the terminal's process group, so that Ctrl-C reaches
+        only whoever stops it (`cityloop up`, which stops the worker and the API first: with the
+        broker gone under it, the worker spent its 15 s of grace retrying it)."""
         self.host = host
         self.port = port
         self.log_file = log_file
+        self.own_session = own_session
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -88,7 +98,9 @@ class EmbeddedBroker:
             "memory://tansu/",
         ]
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(command, stdout=output, stderr=output)  # noqa: S603
+        self._process = subprocess.Popen(  # noqa: S603
+            command, stdout=output, stderr=output, start_new_session=self.own_session
+        )
         try:
             wait_until_answers(self.bootstrap, timeout_s)
         except BrokerUnavailable:

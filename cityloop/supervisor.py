@@ -37,7 +37,10 @@ class Supervisor:
         logs.mkdir(parents=True, exist_ok=True)
         if self.settings.embedded_broker:
             self.broker = EmbeddedBroker(
-                self.settings.broker_host, self.settings.broker_port, logs / "broker.log"
+                self.settings.broker_host,
+                self.settings.broker_port,
+                logs / "broker.log",
+                own_session=True,  # like the worker and the API: Ctrl-C is for `up` to handle
             ).start()
             self.console.print(f"embedded broker at {self.broker.bootstrap} (memory storage)")
             self._reset_default_database()

@@ -54,6 +54,7 @@ def test_up_demo_publishes_cases_and_stops_everything_on_ctrl_c(tmp_path: Path) 
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # its own process group, as a shell gives a foreground job
     )
     output: list[str] = []
     try:
@@ -87,10 +88,15 @@ def test_up_demo_publishes_cases_and_stops_everything_on_ctrl_c(tmp_path: Path) 
         assert (tmp_path / "var" / "cityloop.db").exists()
         assert len(processes_with_env(marker)) >= 3  # up, broker, worker, api
 
-        up.send_signal(signal.SIGINT)
+        # Ctrl-C: the terminal signals the whole foreground group, not `up` alone
+        os.killpg(up.pid, signal.SIGINT)
         up.wait(30)
         time.sleep(0.5)
         assert processes_with_env(marker) == []
+        # the broker outlived the worker and the API: they stopped without retrying it
+        for role in ("worker", "api"):
+            log = (tmp_path / "var" / "logs" / f"{role}.log").read_text(errors="replace")
+            assert "Connect call failed" not in log, role
         assert not port_open("127.0.0.1", broker_port)
         assert not port_open("127.0.0.1", api_port)
     finally:
