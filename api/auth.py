@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import jwt
 
+from cityloop.clock import wall_clock
 from handlers.access import Principal, Role
 
 ALGORITHM = "HS256"
@@ -24,7 +25,7 @@ def mint_token(
 ) -> str:
     if not secret:
         raise ValueError("no secret: set CITYLOOP_JWT_SECRET")
-    issued = now or datetime.now(UTC)
+    issued = now or wall_clock()
     claims = {
         "iss": ISSUER,
         "sub": principal.subject,

@@ -1,7 +1,7 @@
 """The API's reads of the read model: a read is a plain function of a connection, run whole
 in one step, outside a transaction, with the statements built once where they can be. Every
 route that only reads goes through a `Reader` (`ReaderDep`); what writes (a command's record,
-the projector) goes through a session, and so does what a write depends on.
+the projector) goes through a session.
 
 Reads run in the event loop. On PostgreSQL a read runs on asyncpg (`AsyncConnection.run_sync`).
 On SQLite it runs on the standard library's driver, straight through: a detail's or a page's

@@ -38,8 +38,6 @@ from sqlalchemy import (
     or_,
     select,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer
 
 from api.db import CaseDepartmentRow, CaseEventRow, CaseRow, ReportRow
 from api.deps import NowDep, PrincipalDep, ReaderDep, TopologyDep
@@ -53,7 +51,7 @@ from api.params import (
     is_code,
     parse_position,
 )
-from api.reading import entities
+from api.reading import Reader, entities
 from api.schemas import (
     CASE_ID_EXAMPLE,
     COMPONENTS,
@@ -138,9 +136,10 @@ DETAIL_COLUMNS = (
 SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
 
 
-def summary_fields(row: Row[*tuple[Any, ...]]) -> dict[str, Any]:
-    """What a summary shows of a row that begins with SUMMARY_COLUMNS (a page's, a detail's):
-    read by position, for a row's attributes cost three times as much (50 of them: 0.28 ms)."""
+def summary_fields(row: Sequence[Any]) -> dict[str, Any]:
+    """What a summary shows of a row that begins with SUMMARY_COLUMNS (a page's, a detail's, a
+    stream's after its event): read by position, for a row's attributes cost three times as
+    much (50 of them: 0.28 ms)."""
     return dict(zip(SUMMARY_FIELDS, row, strict=False))
 
 
@@ -271,12 +270,17 @@ def visible_cases(query: AnySelect, principal: Principal, city: str) -> AnySelec
 
 
 async def case_in_scope(
-    session: AsyncSession, case_id: str, principal: Principal, city: str
-) -> CaseRow:
-    """The case, if the principal may see it; else 404 — never a hint that it exists."""
-    query = visible_cases(select(CaseRow), principal, city).where(CaseRow.case_id == case_id)
+    read: Reader, case_id: str, principal: Principal, city: str
+) -> Row[*tuple[Any, ...]]:
+    """The case's row (`case_query`'s), if the principal may see it; else 404 — never a hint
+    that it exists."""
+    seen, values = seen_by(principal, city)
     # a merge target comes from a body, unchecked: one no case can have is not looked up
-    row = (await session.execute(query)).scalar_one_or_none() if is_code(case_id) else None
+    row = (
+        await read(functools.partial(seen_case, case_id=case_id, seen=seen, values=values))
+        if is_code(case_id)
+        else None
+    )
     if row is None:
         raise no_case(case_id)
     return row
@@ -455,9 +459,9 @@ async def stream_cases(
     """Case changes live, as the read model learns them, limited to the cases the caller may
     see. Without a position it starts with what happens from now on."""
     visible = visible_cases(
-        select(CaseEventRow, CaseRow)
-        .join(CaseRow, CaseRow.case_id == CaseEventRow.case_id)
-        .options(defer(CaseRow.state)),
+        select(CaseEventRow, *SUMMARY_COLUMNS).join(
+            CaseRow, CaseRow.case_id == CaseEventRow.case_id
+        ),
         principal,
         topology.city,
     )
@@ -473,12 +477,13 @@ async def stream_cases(
                 .limit(STREAM_BATCH)
             )
         )
-        for event, case in rows:
+        for row in rows:
+            event = row[0]
             position = event.seq
             change = CaseChange(
                 seq=event.seq,
                 event=timeline_entry(event),
-                case=CaseSummary.model_validate(case, from_attributes=True),
+                case=CaseSummary.model_validate(summary_fields(row[1:])),
             )
             yield ServerSentEvent(data=change, event=event.type, id=str(event.seq))
         if len(rows) < STREAM_BATCH:
@@ -526,12 +531,19 @@ TIMELINE_QUERY = (
 )
 
 
+def seen_case(
+    connection: Connection, case_id: str, seen: Seen, values: dict[str, str]
+) -> Row[*tuple[Any, ...]] | None:
+    """A case's row (`case_query`), None if not seen."""
+    return connection.execute(case_query(seen), {"case_id": case_id, **values}).one_or_none()
+
+
 def read_case(
     connection: Connection, case_id: str, seen: Seen, values: dict[str, str]
 ) -> tuple[Row[*tuple[Any, ...]], list[Any], list[Row[*tuple[Any, ...]]]] | None:
     """A case's row, its reports' bodies and its timeline; None if not seen."""
     key = {"case_id": case_id}
-    row = connection.execute(case_query(seen), {**key, **values}).one_or_none()
+    row = seen_case(connection, case_id, seen, values)
     if row is None:
         return None
     reports = list(connection.execute(REPORTS_QUERY, key).scalars())

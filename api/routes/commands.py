@@ -129,6 +129,7 @@ async def act_on_case(
         Body(openapi_examples=ACTION_EXAMPLES),
         WithJsonSchema({"$ref": COMPONENTS + "CaseAction"}),
     ],
+    read: ReaderDep,
     session: SessionDep,
     principal: PrincipalDep,
     producer: ProducerDep,
@@ -142,7 +143,7 @@ async def act_on_case(
         check_may_act(principal)
     except Denied as denied:
         raise forbidden(denied) from None
-    row = await case_in_scope(session, case_id, principal, topology.city)
+    row = await case_in_scope(read, case_id, principal, topology.city)
     command_id = f"cmd-{uuid.uuid4().hex}"
     issued_at = now
     try:
@@ -160,7 +161,7 @@ async def act_on_case(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_action", describe_validation_error(exc)
         ) from exc
     if isinstance(command, MergeCase):
-        target = await case_in_scope(session, command.into_case_id, principal, topology.city)
+        target = await case_in_scope(read, command.into_case_id, principal, topology.city)
         command = command.model_copy(update={"into_correlation_key": target.correlation_key})
     session.add(
         CommandRow(

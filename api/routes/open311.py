@@ -23,7 +23,7 @@ from api.deps import NowDep, PrincipalDep, ProducerDep, ReaderDep, SettingsDep, 
 from api.metrics import Metrics
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
 from api.reading import entities
-from api.routes.cases import visible_cases
+from api.routes.cases import case_in_scope, visible_cases
 from api.routes.events import admit, may_publish, publish, refusal
 from api.schemas import (
     OPEN311_REQUEST_ID_EXAMPLE,
@@ -442,11 +442,12 @@ async def get_request(
         raise _not_found(service_request_id)
     report, case = found
     if principal.role is not Role.PUBLISHER:
-        seen = visible_cases(select(CaseRow.case_id), principal, topology.city).where(
-            CaseRow.case_id == case.case_id
-        )
-        if await read(lambda connection: connection.scalar(seen)) is None:
-            raise _not_found(service_request_id)  # not the case's 404, which would name it
+        try:
+            await case_in_scope(read, case.case_id, principal, topology.city)
+        except HTTPException as exc:  # its 404 would name the case
+            if exc.status_code != status.HTTP_404_NOT_FOUND:
+                raise
+            raise _not_found(service_request_id) from None
     summary = ReportSummary.model_validate(report.body)
     return [service_request(service_request_id, summary, case, topology)]
 
