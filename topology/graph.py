@@ -15,6 +15,7 @@ from topology.model import (
     LEVEL_RANK,
     LOOP_RANK,
     AreaSpec,
+    CategoryClassSpec,
     CategorySpec,
     CentreSpec,
     DepartmentSpec,
@@ -113,7 +114,11 @@ class Topology:
             inherited_centre = self._centre_above[area.parent] if area.parent is not None else None
             self._centre_above[area.code] = centre_at.get(area.code, inherited_centre)
 
+        self._classes: dict[str, CategoryClassSpec] = {c.code: c for c in document.classes}
         self._categories: dict[str, CategorySpec] = {c.code: c for c in document.categories}
+        self._class_of: dict[str, str | None] = {
+            code: category.class_code for code, category in self._categories.items()
+        }
         self._routing: dict[str, CategoryRouting] = {
             code: CategoryRouting.of(category) for code, category in self._categories.items()
         }
@@ -178,6 +183,11 @@ class Topology:
         return MappingProxyType(self._centres)
 
     @property
+    def classes(self) -> Mapping[str, CategoryClassSpec]:
+        """The catalogue's top-level classes by code, in file order (empty for a flat one)."""
+        return MappingProxyType(self._classes)
+
+    @property
     def categories(self) -> Mapping[str, CategorySpec]:
         return MappingProxyType(self._categories)
 
@@ -192,6 +202,10 @@ class Topology:
 
     def category(self, code: str) -> CategorySpec | None:
         return self._categories.get(code)
+
+    def class_of(self, category_code: str) -> str | None:
+        """The class code of a category; None for an unknown category or a flat catalogue."""
+        return self._class_of.get(category_code)
 
     def sensor_type(self, sensor_type: str) -> SensorTypeSpec | None:
         return self._sensor_types.get(sensor_type)

@@ -1,4 +1,4 @@
-"""The topology file's schema: areas, departments, centres, categories and sensor types."""
+"""The topology file's schema: areas, departments, centres, classes, categories, sensor types."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ CODE_LENGTH: dict[AreaLevel, int] = {
 }
 # From the least to the most severe, so that a floor set for a grade also binds graver ones.
 SEVERITY_ORDER: tuple[Severity, ...] = (Severity.IV, Severity.III, Severity.II, Severity.I)
+# The national grading of emergencies (国家突发事件分级): grades I-III (特别重大, 重大, 较大)
+# are handled at least by the city, grade IV (一般) at least by the district. It is a floor
+# under every category of every file; a category's own `severity_floor` can only raise it.
+NATIONAL_SEVERITY_FLOOR: dict[Severity, Loop] = {
+    Severity.I: Loop.BIG,
+    Severity.II: Loop.BIG,
+    Severity.III: Loop.BIG,
+    Severity.IV: Loop.MEDIUM,
+}
 
 
 def _code_text(value: Any) -> Any:
@@ -149,11 +158,20 @@ class CorrelationSpec(Spec):
     window_minutes: Annotated[int, Field(gt=0, le=43_200)]
 
 
+class CategoryClassSpec(Spec):
+    """A top-level class of the catalogue (e.g. 劳动和社会保障); categories sit under one."""
+
+    code: Kind
+    name: Name
+    description: str = ""
+
+
 class CategorySpec(Spec):
     """A category of matter and who is responsible for it (权责清单)."""
 
     code: Kind
     name: Name
+    class_code: Kind | None = None
     family: Kind
     lead_kind: Kind
     co_handler_kinds: list[Kind] = []
@@ -173,9 +191,12 @@ class CategorySpec(Spec):
         return self
 
     def floor_for(self, severity: Severity | None, mode: Mode = Mode.NORMAL) -> Loop:
-        """The lowest loop allowed for this severity and mode (floors only ever raise it)."""
+        """The lowest loop allowed for this severity and mode (floors only ever raise it):
+        the highest of the lowest level, the national floor of the grade, the category's own
+        floor for the grade (or a milder one) and, in emergency mode, its emergency floor."""
         floor = LOOP_RANK[self.lowest_level]
         if severity is not None:
+            floor = max(floor, LOOP_RANK[NATIONAL_SEVERITY_FLOOR[severity]])
             rank = SEVERITY_ORDER.index(severity)
             for graded, loop in self.severity_floor.items():
                 if SEVERITY_ORDER.index(graded) <= rank:
@@ -204,5 +225,6 @@ class TopologyDocument(Spec):
     areas: list[AreaSpec] = Field(min_length=1)
     departments: list[DepartmentSpec] = []
     centres: list[CentreSpec] = []
+    classes: list[CategoryClassSpec] = []
     categories: list[CategorySpec] = []
     sensor_types: list[SensorTypeSpec] = []

@@ -44,6 +44,7 @@ def structural_problems(document: TopologyDocument) -> list[str]:
     problems += _duplicates("area code", (a.code for a in document.areas))
     problems += _duplicates("department id", (d.id for d in document.departments))
     problems += _duplicates("centre id", (c.id for c in document.centres))
+    problems += _duplicates("class code", (c.code for c in document.classes))
     problems += _duplicates("category code", (c.code for c in document.categories))
     problems += _duplicates("sensor type", (s.sensor_type for s in document.sensor_types))
 
@@ -117,7 +118,17 @@ def structural_problems(document: TopologyDocument) -> list[str]:
         problems.append(f"area {cities[0].code}: the city has no operations centre")
 
     kinds = {department.kind for department in document.departments}
+    class_codes = {catalogue_class.code for catalogue_class in document.classes}
     for category in document.categories:
+        if category.class_code is None:
+            # A file without classes is a flat catalogue; one with classes is a tree throughout.
+            if class_codes:
+                problems.append(
+                    f"category {category.code}: no class_code; "
+                    "every category needs one when the file declares classes"
+                )
+        elif category.class_code not in class_codes:
+            problems.append(f"category {category.code}: unknown class {category.class_code}")
         for kind in (category.lead_kind, *category.co_handler_kinds):
             if kind not in kinds:
                 problems.append(f"category {category.code}: no department of kind {kind} anywhere")

@@ -18,7 +18,7 @@ runner = CliRunner()
 def test_check_default_file_passes() -> None:
     result = runner.invoke(app, ["check"])
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ok chengdu-2024.1: ")
+    assert result.output.startswith("ok chengdu-2026.1: ")
 
 
 def test_check_a_good_file_passes() -> None:

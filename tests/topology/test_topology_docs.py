@@ -64,3 +64,31 @@ def test_a_street_without_a_centre_borrows_its_districts(example: Topology) -> N
     assignment = route(example, "garbage_exposed", ["510704001001"])
     assert (assignment.loop, assignment.coordinating_centre) == (Loop.SMALL, "centre:510704")
     assert "no_centre_at_level" in [reason.rule for reason in assignment.reasons]
+
+
+def test_the_example_city_is_a_two_level_tree(example: Topology) -> None:
+    assert list(example.classes) == ["urban", "emergency"]
+    assert example.class_of("garbage_exposed") == "urban"
+    assert example.class_of("waterlogging") == "emergency"
+
+
+def test_the_class_table_is_chengdus(chengdu: Topology) -> None:
+    text = DOC.read_text(encoding="utf-8")
+    block = re.search(r"<!-- chengdu-classes.*?-->\n(.*?)\n\n", text, re.S)
+    assert block is not None, "the chengdu-classes table is missing from docs/topology.md"
+    rows = [line for line in block.group(1).splitlines() if line.startswith("| `")]
+    documented: dict[str, tuple[str, str]] = {}  # category: (class, lead kind)
+    for row in rows:
+        class_code, name, cell = (part.strip() for part in row.strip("|").split("|"))
+        class_code = class_code.strip("`")
+        assert chengdu.classes[class_code].name == name
+        for group in cell.split("; "):
+            match = re.fullmatch(r"\*\*(\w+)\*\*: (.*)", group)
+            assert match is not None, group
+            lead, codes = match.groups()
+            for code in codes.split(", "):
+                documented[code.strip("`")] = (class_code, lead)
+    assert [row.split("`")[1] for row in rows] == list(chengdu.classes)
+    assert documented == {
+        code: (spec.class_code, spec.lead_kind) for code, spec in chengdu.categories.items()
+    }

@@ -15,6 +15,8 @@ PROPERTY_SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 severities = st.one_of(st.none(), st.sampled_from(list(Severity)))
+# Kinds that exist only in some communities (property managers, committees).
+LOCAL_ONLY_KINDS = {"property", "residents_committee"}
 modes = st.sampled_from(list(Mode))
 
 
@@ -91,6 +93,11 @@ def test_decision_respects_floors_and_chain(topology: Topology, data: st.DataObj
     assert assignment.handling_area in topology.ancestors(lead.area) or (
         lead.area in topology.ancestors(assignment.handling_area)
     )
+    # Every co-handler kind is found, except those that only exist in some communities.
+    helpers = {topology.departments[d].kind for d in assignment.co_departments}
+    assert set(spec.co_handler_kinds) - LOCAL_ONLY_KINDS <= helpers
+    # A classified catalogue classifies every category; a flat one none.
+    assert (topology.class_of(category) is not None) is bool(topology.classes)
 
 
 @given(data=st.data())

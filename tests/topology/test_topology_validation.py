@@ -42,6 +42,16 @@ def _drop_departments(document: Document, kind: str, keep: str | None = None) ->
     ]
 
 
+def _classify(document: Document, *codes: str, default: str | None = "urban") -> Document:
+    """Declare classes `codes` and put every category in `default` (None: in none)."""
+    document["classes"] = [{"code": code, "name": code.title()} for code in codes]
+    for category in document["categories"]:
+        category.pop("class_code", None)
+        if default is not None:
+            category["class_code"] = default
+    return document
+
+
 MUTATIONS: list[tuple[str, Callable[[Document], object], str]] = [
     (
         "duplicate area code",
@@ -147,6 +157,36 @@ MUTATIONS: list[tuple[str, Callable[[Document], object], str]] = [
         "duplicate category code garbage_exposed",
     ),
     (
+        "duplicate class",
+        lambda d: _classify(d, "urban", "emergency", "urban"),
+        "duplicate class code urban (2 times)",
+    ),
+    (
+        "category of an unknown class",
+        lambda d: (_classify(d, "urban"), _category(d, "fire").update(class_code="emergency")),
+        "category fire: unknown class emergency",
+    ),
+    (
+        "category of a class in a file that declares none",
+        lambda d: _category(d, "fire").update(class_code="emergency"),
+        "category fire: unknown class emergency",
+    ),
+    (
+        "category without a class when the file declares classes",
+        lambda d: (_classify(d, "urban"), _category(d, "noise").pop("class_code")),
+        "category noise: no class_code; every category needs one",
+    ),
+    (
+        "no category classified when the file declares classes",
+        lambda d: _classify(d, "urban", default=None),
+        "category garbage_exposed: no class_code",
+    ),
+    (
+        "class code that is not a kind",
+        lambda d: _classify(d, "Urban Affairs", default=None),
+        "classes.0.code: String should match pattern",
+    ),
+    (
         "lead kind that no department has",
         lambda d: _category(d, "pothole").update(lead_kind="road_authority"),
         "category pothole: no department of kind road_authority anywhere",
@@ -228,6 +268,19 @@ def test_the_unmutated_document_loads(tiny_document: Document) -> None:
     assert load_topology_text(yaml.safe_dump(tiny_document, allow_unicode=True)).version == (
         "tiny-1"
     )
+
+
+def test_a_document_with_classes_loads_and_answers_class_of(tiny_document: Document) -> None:
+    document = copy.deepcopy(tiny_document)
+    _classify(document, "urban", "emergency")
+    for code in ("waterlogging", "gas_leak", "fire", "elevator_entrapment"):
+        _category(document, code)["class_code"] = "emergency"
+    topology = load_topology_text(yaml.safe_dump(document, allow_unicode=True))
+    assert list(topology.classes) == ["urban", "emergency"]
+    assert topology.classes["emergency"].name == "Emergency"
+    assert topology.class_of("fire") == "emergency"
+    assert topology.class_of("pothole") == "urban"
+    assert topology.class_of("no_such_category") is None
 
 
 @pytest.mark.parametrize(
