@@ -13,7 +13,7 @@ from fastapi import Depends, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.auth import InvalidToken, VerifiedTokens
+from api.auth import SESSION_COOKIE, InvalidToken, VerifiedTokens
 from api.errors import refuse
 from api.reading import Reader
 from cityloop.clock import Clock
@@ -54,11 +54,35 @@ async def _settings(request: Request) -> Settings:
     return settings
 
 
-async def _principal(
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(request: Request) -> bool:
+    """Whether a request the browser marked with an Origin came from this server's own pages
+    (one without an Origin is not a browser's cross-site request)."""
+    origin = request.headers.get("origin")
+    host = request.headers.get("host")
+    return origin is None or (host is not None and origin.split("://", 1)[-1] == host)
+
+
+async def principal_of(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    if credentials is None:
+    """The caller, from its bearer token, or else from the console's session cookie, which
+    holds the same kind of token and is checked the same way."""
+    token = credentials.credentials if credentials is not None else None
+    if token is None:
+        token = request.cookies.get(SESSION_COOKIE) or None
+        # SameSite=Strict keeps the cookie off other sites' requests; a browser that does not
+        # honour it still names the page that sent a POST
+        if token is not None and request.method not in SAFE_METHODS and not same_origin(request):
+            raise refuse(
+                status.HTTP_403_FORBIDDEN,
+                "cross_site",
+                "a session cookie acts only from this server's own pages",
+            )
+    if token is None:
         raise refuse(
             status.HTTP_401_UNAUTHORIZED,
             "unauthenticated",
@@ -67,7 +91,7 @@ async def _principal(
         )
     try:
         tokens: VerifiedTokens = request.app.state.tokens
-        return tokens.principal(credentials.credentials)
+        return tokens.principal(token)
     except InvalidToken as exc:
         raise refuse(
             status.HTTP_401_UNAUTHORIZED,
@@ -78,7 +102,7 @@ async def _principal(
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-PrincipalDep = Annotated[Principal, Depends(_principal)]
+PrincipalDep = Annotated[Principal, Depends(principal_of)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 ReaderDep = Annotated[Reader, Depends(_reader)]
 ProducerDep = Annotated[Any, Depends(_producer)]

@@ -12,6 +12,8 @@ from fastapi import FastAPI
 from pydantic import BaseModel
 
 from api.auth import VerifiedTokens
+from api.console import install_console
+from api.console.docs import install_docs
 from api.db import create_engine, migrate, session_factory
 from api.errors import PROBLEM_MODELS, install_refusals
 from api.metrics import Metrics
@@ -89,6 +91,9 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> F
         version="0.1.0",
         summary="Incident coordination across the city's four operations loops",
         lifespan=lifespan,
+        # served from the package (api.console.docs): FastAPI's own pages load a CDN's scripts
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.clock = clock
@@ -103,6 +108,8 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> F
     app.include_router(stats.router)
     app.include_router(health.router)
     app.include_router(open311.router)
+    install_console(app)
+    install_docs(app)
 
     base_openapi = app.openapi
 

@@ -193,6 +193,9 @@ def up(
             console.print(f"demo: published {sent} events from all four sources")
             count = wait_for_cases(api_url, officer, timeout_s=90)
             console.print(f"demo: [bold]{count}[/] cases; look at them: {api_url}/v1/cases")
+        link = supervisor.city_duty_officer_login_link(api_url)
+        console.print(f"the console (一屏全观), signed in as that duty officer: {link}")
+        console.print("  (it signs in once, within 15 minutes; the token above signs in too)")
         if exit_after_demo:
             return
         console.print("Ctrl-C stops everything")

@@ -10,6 +10,7 @@ import sys
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
@@ -18,6 +19,9 @@ from sqlalchemy.engine import make_url
 from cityloop.broker import EmbeddedBroker
 from cityloop.errors import CityloopError
 from cityloop.settings import Settings
+
+if TYPE_CHECKING:
+    from handlers.access import Principal
 
 DEFAULT_DATABASE = Settings.model_fields["database_url"].default
 
@@ -83,15 +87,28 @@ class Supervisor:
             time.sleep(0.3)
         raise CityloopError(f"the API did not answer at {url} within {timeout_s:.0f}s")
 
-    def city_duty_officer_token(self) -> str:
-        """A token for the duty officer of the topology's city centre: sees every case."""
-        from api.auth import mint_token
+    def _city_duty_officer(self) -> Principal:
+        """The duty officer of the topology's city centre: sees every case."""
         from handlers.access import Principal, Role
         from topology import load_topology
 
         city = load_topology(self.settings.topology_file).city
-        officer = Principal(subject="demo-duty-officer", role=Role.DUTY_OFFICER, scope=city)
-        return mint_token(self.jwt_secret, officer, timedelta(hours=8))
+        return Principal(subject="demo-duty-officer", role=Role.DUTY_OFFICER, scope=city)
+
+    def city_duty_officer_token(self) -> str:
+        """A bearer token of the city's duty officer."""
+        from api.auth import mint_token
+
+        return mint_token(self.jwt_secret, self._city_duty_officer(), timedelta(hours=8))
+
+    def city_duty_officer_login_link(self, api_url: str) -> str:
+        """A one-time link that signs the city's duty officer in to the console; the ticket in
+        it is spent on first use and expires after LOGIN_TICKET_TTL."""
+        from api.auth import mint_login_ticket
+        from api.console.session import LOGIN_TICKET_TTL
+
+        ticket = mint_login_ticket(self.jwt_secret, self._city_duty_officer(), LOGIN_TICKET_TTL)
+        return f"{api_url}/console/login?ticket={ticket}"
 
     def watch(self) -> None:
         """Block until Ctrl-C, SIGTERM, or a child dies."""
