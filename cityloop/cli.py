@@ -19,6 +19,7 @@ app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=F
 console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must copy whole
 log = logging.getLogger(__name__)
 
+from cityloop.cli_classifier import app as classifier_app  # noqa: E402
 from cityloop.cli_dlq import app as dlq_app  # noqa: E402
 from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
 from cityloop.cli_projection import app as projection_app  # noqa: E402
@@ -27,6 +28,7 @@ from cityloop.cli_topology import app as topology_app  # noqa: E402
 app.add_typer(topology_app, name="topology")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(projection_app, name="projection")
+app.add_typer(classifier_app, name="classifier")
 register_loadtest(app)
 
 
