@@ -34,7 +34,7 @@ ROLE_ACTIONS: dict[str, tuple[str, ...]] = {
         "confirm_lead",
         "reject_lead",
     ),
-    "dispatcher": ("dispatch", "reclassify"),
+    "dispatcher": ("dispatch", "reclassify", "close", "merge"),
 }
 """What each role acts with; an auditor only reads. Who may act on which case is decided by
 the case handlers when the command arrives."""
@@ -63,6 +63,18 @@ FITS: dict[str, frozenset[str]] = {
 """The statuses in which an action is a likely next step: offered first, the others under
 "more"."""
 
+ROLE_FITS: dict[tuple[str, str], frozenset[str]] = {
+    ("dispatcher", "close"): frozenset({"awaiting_dispatch"}),
+    ("dispatcher", "merge"): frozenset({"awaiting_dispatch"}),
+}
+"""Where a role's use of an action differs: a dispatcher closes or merges what waits at the
+desk (a prank call, a second call about one matter)."""
+
+SUGGESTIONS: dict[tuple[str, str], tuple[tuple[str, str], ...]] = {
+    ("return", "reason"): (("not_ours", "非本单位职责（退回派单台）"),),
+}
+"""Values a field is often given, offered beside free text."""
+
 FALLBACK_FIELDS: dict[str, dict[str, Any]] = {
     "dispatch": {
         "properties": {
@@ -88,8 +100,10 @@ have them yet (the API refuses them until it does, and the console shows that re
 class ActionField:
     name: str
     kind: str
-    """string, text (long), integer, boolean, category or department"""
+    """string, text (long), integer, boolean, choice, category or department"""
     required: bool
+    choices: tuple[str, ...] = ()
+    suggestions: tuple[tuple[str, str], ...] = ()
     max_length: int | None = None
     minimum: float | None = None
     maximum: float | None = None
@@ -104,10 +118,14 @@ class ActionForm:
 LONG_TEXT = frozenset({"note", "resolution"})
 
 
-def _field(name: str, spec: dict[str, Any], required: bool) -> ActionField:
-    kinds = [spec.get("type")] + [option.get("type") for option in spec.get("anyOf", [])]
+def _field(action: str, name: str, spec: dict[str, Any], required: bool) -> ActionField:
+    options = [spec, *spec.get("anyOf", [])]
+    kinds = [option.get("type") for option in options]
     plain = next((kind for kind in kinds if kind and kind != "null"), "string")
-    if name == "category_code":
+    choices = tuple(str(value) for option in options for value in option.get("enum", []))
+    if choices:
+        kind = "choice"
+    elif name == "category_code":
         kind = "category"
     elif name in ("department", "lead_department"):
         kind = "department"
@@ -120,6 +138,8 @@ def _field(name: str, spec: dict[str, Any], required: bool) -> ActionField:
         name=name,
         kind=kind,
         required=required,
+        choices=choices,
+        suggestions=SUGGESTIONS.get((action, name), ()),
         max_length=next((s["maxLength"] for s in limits if "maxLength" in s), None),
         minimum=next(
             (
@@ -146,7 +166,7 @@ def action_forms() -> dict[str, ActionForm]:
     for kind, command in commands.items():
         required = set(command.get("required", []))
         fields = tuple(
-            _field(name, spec, name in required)
+            _field(kind, name, spec, name in required)
             for name, spec in command.get("properties", {}).items()
             if name not in SERVER_FILLED and name != "type"
         )
@@ -163,8 +183,7 @@ def suggested(role: str, status: str, pending_extension: bool) -> tuple[list[str
     fitting: list[str] = []
     others: list[str] = []
     for action in role_actions(role):
-        fits = status in FITS.get(action, frozenset()) or (
-            action == "grant_extension" and pending_extension
-        )
+        statuses = ROLE_FITS.get((role, action), FITS.get(action, frozenset()))
+        fits = status in statuses or (action == "grant_extension" and pending_extension)
         (fitting if fits else others).append(action)
     return fitting, others

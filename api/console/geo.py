@@ -41,6 +41,14 @@ def hull(points: Iterable[Point]) -> list[Point]:
     return lower[:-1] + upper[:-1]
 
 
+def outline_of(topology: Topology, code: str) -> list[Point]:
+    """An area's polygon, or else the hull of everything under it."""
+    spec = topology.area(code)
+    if spec is not None and spec.polygon:
+        return [(corner.lat, corner.lon) for corner in spec.polygon]
+    return hull(_points_under(topology, code))
+
+
 def _points_under(topology: Topology, code: str) -> list[Point]:
     """Every centroid and polygon corner of an area and the areas below it."""
     points: list[Point] = []
@@ -115,7 +123,10 @@ class MapBase:
 
     focus: str
     regions: tuple[Region, ...]
+    inner: tuple[tuple[Point, ...], ...]
+    """The outlines of the areas one level further down."""
     dots: tuple[Point, ...]
+    """Where those of them without an outline are."""
 
     def frame(self, busy: Iterable[str] = (), points: Sequence[Point] = ()) -> Frame:
         """The whole area; or, given the regions where cases are (and the cases' points),
@@ -141,28 +152,29 @@ class MapBase:
 def map_base(topology: Topology, focus: str) -> MapBase:
     """The map of `focus` (cached: the topology does not change under a running API)."""
     regions: list[Region] = []
+    inner: list[tuple[Point, ...]] = []
     dots: list[Point] = []
-    children = topology.children(focus) or (focus,)
-    for child in children:
+    for child in topology.children(focus) or (focus,):
         spec = topology.area(child)
         if spec is None:
             continue
-        if spec.polygon:
-            outline = [(corner.lat, corner.lon) for corner in spec.polygon]
-        else:
-            outline = hull(_points_under(topology, child))
+        outline = outline_of(topology, child)
         label = (spec.centroid.lat, spec.centroid.lon) if spec.centroid else None
         if label is None and outline:
             label = (
-                sum(p[0] for p in outline) / len(outline),
-                sum(p[1] for p in outline) / len(outline),
+                sum(point[0] for point in outline) / len(outline),
+                sum(point[1] for point in outline) / len(outline),
             )
         regions.append(Region(child, spec.name, tuple(outline) if len(outline) >= 3 else (), label))
         for grandchild in topology.children(child):
-            place = topology.area(grandchild)
-            if place is not None and place.centroid is not None:
-                dots.append((place.centroid.lat, place.centroid.lon))
-    return MapBase(focus, tuple(regions), tuple(dots))
+            shape = outline_of(topology, grandchild)
+            if len(shape) >= 3:
+                inner.append(tuple(shape))
+            else:
+                place = topology.area(grandchild)
+                if place is not None and place.centroid is not None:
+                    dots.append((place.centroid.lat, place.centroid.lon))
+    return MapBase(focus, tuple(regions), tuple(inner), tuple(dots))
 
 
 def where(

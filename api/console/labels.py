@@ -116,6 +116,14 @@ REJECTION = {
     "unknown_category": "没有这个事项类别",
 }
 
+DESK_REASON = {
+    "low_confidence": "自动分类把握不足",
+    "unknown_category_code": "来件类别代码未知",
+    "unplaced": "无法定位",
+    "ambiguous_place": "地点有歧义",
+    "returned_not_ours": "部门退回：非本单位职责",
+}
+
 GROUPING = {"department": "部门", "loop": "循环层级", "area": "区域"}
 
 
@@ -253,7 +261,9 @@ def describe(topology: Topology, entry: dict[str, object]) -> list[str]:
             lines.append(f"{label} {full_time(datetime.fromisoformat(value))}")
     reason = details.get("reason")
     if isinstance(reason, str) and reason:
-        lines.append(f"理由：{REASON.get(reason, reason)}")
+        asked, _, why = reason.partition("requested: ")
+        text = f"依申请：{why}" if not asked and why else REASON.get(reason, reason)
+        lines.append(f"理由：{text}")
     reasons = details.get("reasons")
     if isinstance(reasons, list) and reasons and all(isinstance(r, str) for r in reasons):
         lines.append("转人工原因：" + "、".join(str(r) for r in reasons))

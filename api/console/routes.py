@@ -388,9 +388,13 @@ def pending_extension(timeline: list[dict[str, Any]]) -> bool:
     return waiting
 
 
-def desk_candidates(timeline: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The categories the classifier offered when the case went to the desk, best first."""
-    for entry in reversed(timeline):
+def desk_candidates(case: dict[str, Any]) -> list[dict[str, Any]]:
+    """The categories the classifier offered the dispatch desk, best first: the case's `desk`
+    where the API gives one, else the timeline's last CaseSentToDesk."""
+    desk = case.get("desk")
+    if isinstance(desk, dict) and desk.get("candidates"):
+        return list(desk["candidates"])
+    for entry in reversed(case["timeline"]):
         if entry["type"] == "CaseSentToDesk":
             return list(entry["details"].get("candidates", []))
     return []
@@ -415,6 +419,9 @@ async def case_context(
     for report in case["reports"]:
         report["occurred_at"] = datetime.fromisoformat(report["occurred_at"])
         report["received_at"] = datetime.fromisoformat(report["received_at"])
+    desk = case.get("desk") if isinstance(case.get("desk"), dict) else None
+    if desk and desk.get("dispatch_deadline"):
+        desk["dispatch_deadline"] = datetime.fromisoformat(desk["dispatch_deadline"])
     waiting = pending_extension(case["timeline"])
     fitting, others = suggested(principal.role.value, case["status"], waiting)
     assignment = case.get("assignment") or {}
@@ -432,7 +439,8 @@ async def case_context(
             if action in action_forms()
         ],
         "pending_extension": waiting,
-        "candidates": desk_candidates(case["timeline"]),
+        "candidates": desk_candidates(case),
+        "desk": desk,
         "categories": category_groups(topology),
         "nearby_departments": sorted(
             (department.id, department.name)
