@@ -145,7 +145,13 @@ def department_name(topology: Topology, department_id: str | None) -> str:
     return department.name if department is not None else (department_id or "—")
 
 
+UNCLASSIFIED = "unclassified"
+"""The category of a case waiting at the dispatch desk with none decided yet."""
+
+
 def category_name(topology: Topology, code: str | None) -> str:
+    if code == UNCLASSIFIED:
+        return "未分类（待派单）"
     category = topology.category(code) if code else None
     return category.name if category is not None else (code or "—")
 
@@ -266,5 +272,5 @@ def describe(topology: Topology, entry: dict[str, object]) -> list[str]:
         lines.append(f"理由：{text}")
     reasons = details.get("reasons")
     if isinstance(reasons, list) and reasons and all(isinstance(r, str) for r in reasons):
-        lines.append("转人工原因：" + "、".join(str(r) for r in reasons))
+        lines.append("转人工原因：" + "、".join(DESK_REASON.get(str(r), str(r)) for r in reasons))
     return lines

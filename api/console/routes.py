@@ -192,13 +192,12 @@ async def sign_out(request: Request) -> Response:
 
 
 def category_groups(topology: Topology) -> list[tuple[str, list[tuple[str, str]]]]:
-    """The categories for a choice, under their class (or family, in a flat catalogue)."""
-    classes = getattr(topology, "classes", {}) or {}
-    class_of = getattr(topology, "class_of", None)
+    """The catalogue for a choice, read from the topology in service: each category under its
+    class (or its family, in a catalogue without classes)."""
     groups: dict[str, list[tuple[str, str]]] = {}
     for code, category in topology.categories.items():
-        group = class_of(code) if class_of is not None else None
-        heading = classes[group].name if group in classes else category.family
+        group = topology.classes.get(topology.class_of(code) or "")
+        heading = group.name if group is not None else category.family
         groups.setdefault(heading, []).append((code, category.name))
     return list(groups.items())
 
