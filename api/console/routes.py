@@ -40,7 +40,7 @@ from api.console.session import (
 )
 from api.deps import NowDep, ReaderDep, TopologyDep, same_origin
 from api.params import is_code
-from api.routes.cases import get_case
+from api.routes.cases import get_case, no_case
 from api.routes.stats import stats as read_stats
 from cityloop.contracts import Loop, Source
 from handlers.access import Principal
@@ -407,6 +407,8 @@ async def case_context(
     topology: Topology,
     now: datetime,
 ) -> dict[str, Any]:
+    if not is_code(case_id):
+        raise no_case(case_id)
     position = await stream_position(read)
     answer = await get_case(case_id=case_id, read=read, principal=principal, topology=topology)
     case: dict[str, Any] = json.loads(bytes(answer.body))
