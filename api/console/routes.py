@@ -83,15 +83,24 @@ def common(request: Request, principal: Principal, topology: Topology, page: str
     }
 
 
+def template_for(request: Request, page: str) -> str:
+    """A page's template, or its fragment's: the part of it a live page fetches again and
+    swaps in (`/console/fragments/...`)."""
+    return (
+        f"_{page}.html" if request.url.path.startswith(f"{CONSOLE}/fragments/") else f"{page}.html"
+    )
+
+
 async def shown(
     request: Request,
     principal: Principal,
     topology: Topology,
-    build: Callable[[], Awaitable[Response]],
+    template: str,
+    context: Awaitable[dict[str, Any]],
 ) -> Response:
     """A page, or the API's refusal of what it reads as a page that says why."""
     try:
-        return await build()
+        return render(request, template, await context)
     except HTTPException as exc:
         detail = exc.detail if isinstance(exc.detail, dict) else {"message": str(exc.detail)}
         return render(
@@ -231,16 +240,19 @@ def filter_options(topology: Topology, principal: Principal, board: Board) -> di
     }
 
 
+def in_view(filters: BoardFilters, principal: Principal, topology: Topology) -> str:
+    """The area a board or map is of: the one filtered on, or the principal's own."""
+    if filters.area and topology.area(filters.area) is not None:
+        return filters.area
+    return home_area(principal, topology)
+
+
 async def board_context(
     request: Request, principal: Principal, read: ReaderDep, topology: Topology, now: datetime
 ) -> dict[str, Any]:
     filters = BoardFilters.of(request.query_params)
     board = await read_board(read, principal, topology, filters, now)
-    focus = (
-        filters.area
-        if filters.area and topology.area(filters.area)
-        else home_area(principal, topology)
-    )
+    focus = in_view(filters, principal, topology)
     desk = [case for case in board.cases if case.summary["status"] == DESK_STATUS]
     lanes = board.by_loop(leaving_out=DESK_STATUS)
     return {
@@ -261,35 +273,16 @@ async def board_context(
 
 
 @router.get("")
-async def board_page(
-    request: Request,
-    principal: ConsolePrincipal,
-    read: ReaderDep,
-    topology: TopologyDep,
-    now: NowDep,
-) -> Response:
-    async def page() -> Response:
-        return render(
-            request, "board.html", await board_context(request, principal, read, topology, now)
-        )
-
-    return await shown(request, principal, topology, page)
-
-
 @router.get("/fragments/board")
-async def board_fragment(
+async def board(
     request: Request,
     principal: ConsolePrincipal,
     read: ReaderDep,
     topology: TopologyDep,
     now: NowDep,
 ) -> Response:
-    async def fragment() -> Response:
-        return render(
-            request, "_board.html", await board_context(request, principal, read, topology, now)
-        )
-
-    return await shown(request, principal, topology, fragment)
+    context = board_context(request, principal, read, topology, now)
+    return await shown(request, principal, topology, template_for(request, "board"), context)
 
 
 # --- the map -------------------------------------------------------------------------------
@@ -299,11 +292,7 @@ async def map_context(
     request: Request, principal: Principal, read: ReaderDep, topology: Topology, now: datetime
 ) -> dict[str, Any]:
     filters = BoardFilters.of(request.query_params)
-    focus = (
-        filters.area
-        if filters.area and topology.area(filters.area)
-        else home_area(principal, topology)
-    )
+    focus = in_view(filters, principal, topology)
     board = await read_board(read, principal, topology, filters, now)
     base = map_base(topology, focus)
     counts: dict[str, int] = {}
@@ -342,35 +331,16 @@ async def map_context(
 
 
 @router.get("/map")
-async def map_page(
-    request: Request,
-    principal: ConsolePrincipal,
-    read: ReaderDep,
-    topology: TopologyDep,
-    now: NowDep,
-) -> Response:
-    async def page() -> Response:
-        return render(
-            request, "map.html", await map_context(request, principal, read, topology, now)
-        )
-
-    return await shown(request, principal, topology, page)
-
-
 @router.get("/fragments/map")
-async def map_fragment(
+async def city_map(
     request: Request,
     principal: ConsolePrincipal,
     read: ReaderDep,
     topology: TopologyDep,
     now: NowDep,
 ) -> Response:
-    async def fragment() -> Response:
-        return render(
-            request, "_map.html", await map_context(request, principal, read, topology, now)
-        )
-
-    return await shown(request, principal, topology, fragment)
+    context = map_context(request, principal, read, topology, now)
+    return await shown(request, principal, topology, template_for(request, "map"), context)
 
 
 # --- a case --------------------------------------------------------------------------------
@@ -456,26 +426,8 @@ async def case_context(
 
 
 @router.get("/cases/{case_id}")
-async def case_page(
-    request: Request,
-    case_id: str,
-    principal: ConsolePrincipal,
-    read: ReaderDep,
-    topology: TopologyDep,
-    now: NowDep,
-) -> Response:
-    async def page() -> Response:
-        return render(
-            request,
-            "case.html",
-            await case_context(request, principal, case_id, read, topology, now),
-        )
-
-    return await shown(request, principal, topology, page)
-
-
 @router.get("/fragments/cases/{case_id}")
-async def case_fragment(
+async def one_case(
     request: Request,
     case_id: str,
     principal: ConsolePrincipal,
@@ -483,20 +435,14 @@ async def case_fragment(
     topology: TopologyDep,
     now: NowDep,
 ) -> Response:
-    async def fragment() -> Response:
-        return render(
-            request,
-            "_case.html",
-            await case_context(request, principal, case_id, read, topology, now),
-        )
-
-    return await shown(request, principal, topology, fragment)
+    context = case_context(request, principal, case_id, read, topology, now)
+    return await shown(request, principal, topology, template_for(request, "case"), context)
 
 
 # --- assessment ----------------------------------------------------------------------------
 
 PERIODS = {
-    "1d": ("今日", 1),
+    "1d": ("近24小时", 1),
     "7d": ("近7天", 7),
     "30d": ("近30天", 30),
     "90d": ("近90天", 90),
@@ -504,8 +450,10 @@ PERIODS = {
 }
 
 
-def day_start(day: str, now: datetime) -> datetime | None:
-    """Midnight in China of a date typed as YYYY-MM-DD; None if it is not one."""
+def day_start(day: str) -> datetime | None:
+    """Midnight in China of a date typed as YYYY-MM-DD; None if there is none."""
+    if not day:
+        return None
     try:
         return datetime.fromisoformat(day).replace(tzinfo=labels.CHINA)
     except ValueError:
@@ -525,14 +473,16 @@ async def stats_page(
     until: Annotated[str, Query(max_length=20)] = "",
     area: Annotated[str, Query(max_length=40)] = "",
 ) -> Response:
-    async def page() -> Response:
-        start = day_start(since, now) if since else None
-        end = day_start(until, now) if until else None
+    """The figures of `GET /v1/stats` for a period: the last few days, or dates typed (the
+    last one included)."""
+
+    async def context() -> dict[str, Any]:
+        start = day_start(since)
+        end = day_start(until)
         if end is not None:
-            end += timedelta(days=1)  # the last day typed is included
+            end += timedelta(days=1)
         if start is None:
-            days = PERIODS.get(period, PERIODS["30d"])[1]
-            start = (end or now) - timedelta(days=days)
+            start = (end or now) - timedelta(days=PERIODS.get(period, PERIODS["30d"])[1])
         table = await read_stats(
             read=read,
             principal=principal,
@@ -544,28 +494,25 @@ async def stats_page(
             area=area if area and is_code(area) else None,
         )
         rows = sorted(table.rows, key=lambda row: -row.received)
-        names = {
+        names: dict[Grouping, Callable[[str], str]] = {
             Grouping.DEPARTMENT: lambda group: labels.department_name(topology, group),
             Grouping.AREA: lambda group: labels.area_name(topology, group),
             Grouping.LOOP: labels.loop_label,
-        }[by]
-        return render(
-            request,
-            "stats.html",
-            {
-                **common(request, principal, topology, "stats"),
-                "table": table,
-                "rows": [(names(row.group), row) for row in rows],
-                "most": max((row.received for row in rows), default=0),
-                "by": by.value,
-                "period": period if not since else "",
-                "periods": PERIODS,
-                "since": since,
-                "until": until,
-                "area": area,
-                "areas": area_choices(topology, home_area(principal, topology)),
-                "groupings": [(g.value, labels.GROUPING.get(g.value, g.value)) for g in Grouping],
-            },
-        )
+        }
+        name = names.get(by, str)
+        return {
+            **common(request, principal, topology, "stats"),
+            "table": table,
+            "rows": [(name(row.group), row) for row in rows],
+            "most": max((row.received for row in rows), default=0),
+            "by": by.value,
+            "period": "" if since else period,
+            "periods": PERIODS,
+            "since": since,
+            "until": until,
+            "area": area,
+            "areas": area_choices(topology, home_area(principal, topology)),
+            "groupings": [(g.value, labels.GROUPING.get(g.value, g.value)) for g in Grouping],
+        }
 
-    return await shown(request, principal, topology, page)
+    return await shown(request, principal, topology, "stats.html", context())
