@@ -7,8 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cityloop.contracts import Assignment, CallerContact, GeoPoint, ReportSummary
-from handlers.assessment import Assessment, Grouping
+from cityloop.contracts import (
+    Assignment,
+    CallerContact,
+    CategoryCandidate,
+    DeskReason,
+    GeoPoint,
+    ReportSummary,
+)
+from handlers.assessment import Assessment, DeskAssessment, DeskGrouping, Grouping
 from handlers.privacy import mask_caller
 
 COMPONENTS = "#/components/schemas/"
@@ -266,6 +273,32 @@ class CaseSummary(BaseModel):
     version: int
 
 
+class DeskPublic(BaseModel):
+    """The 12345 dispatch desk's view of a case that waits (or waited) there."""
+
+    model_config = example(
+        {
+            "desk": "desk:510104",
+            "reasons": ["low_confidence"],
+            "dispatch_deadline": "2026-11-22T00:45:03Z",
+            "candidates": [
+                {"code": "wage_arrears", "score": 0.46},
+                {"code": "labour_contract", "score": 0.31},
+                {"code": "social_insurance", "score": 0.08},
+            ],
+            "given_category_code": None,
+        }
+    )
+
+    desk: str = Field(description="desk:<area code> of the 12345 centre that dispatches it")
+    reasons: list[DeskReason] = Field(description="why a person decides (the latest visit)")
+    dispatch_deadline: datetime | None = Field(description="while it waits: dispatch by then")
+    candidates: list[CategoryCandidate] = Field(description="the classifier's top categories")
+    given_category_code: str | None = Field(
+        description="the sender's category code, verbatim, when the topology does not know it"
+    )
+
+
 class CasePublic(CaseSummary):
     model_config = example(
         {
@@ -285,6 +318,9 @@ class CasePublic(CaseSummary):
     assignment: Assignment | None
     accept_deadline: datetime | None
     resolve_deadline: datetime | None
+    desk: DeskPublic | None = Field(
+        default=None, description="the dispatch desk's view, if the case ever waited there"
+    )
     reports: list[ReportPublic]
     timeline: list[TimelineEntry]
 
@@ -428,6 +464,37 @@ class AssessmentTable(BaseModel):
     since: datetime
     until: datetime
     rows: list[Assessment]
+
+
+class DeskTable(BaseModel):
+    """The dispatch desk's figures (派单考核) over the cases opened in [since, until)."""
+
+    model_config = example(
+        {
+            "by": "category",
+            "since": "2026-10-23T00:00:00Z",
+            "until": "2026-11-22T00:00:00Z",
+            "rows": [
+                {
+                    "group": "wage_arrears",
+                    "sent_to_desk": 12,
+                    "dispatched_given": 30,
+                    "dispatched_auto": 41,
+                    "dispatched_by_hand": 11,
+                    "redispatched": 3,
+                    "not_ours_returns": 2,
+                    "misdispatch_rate": 0.024,
+                    "dispatched_on_time": 0.9,
+                    "median_minutes_at_desk": 7.5,
+                }
+            ],
+        }
+    )
+
+    by: DeskGrouping
+    since: datetime
+    until: datetime
+    rows: list[DeskAssessment]
 
 
 class Liveness(BaseModel):

@@ -148,9 +148,14 @@ def audit(
 
 @app.command()
 def token(
-    role: Annotated[str, typer.Option(help="publisher, department, duty_officer or auditor")],
+    role: Annotated[
+        str, typer.Option(help="publisher, department, duty_officer, dispatcher or auditor")
+    ],
     scope: Annotated[
-        str, typer.Option(help="publisher: its source; department: its id; duty officer: area")
+        str,
+        typer.Option(
+            help="publisher: its source; department: its id; duty officer, dispatcher: area"
+        ),
     ] = "",
     subject: Annotated[str | None, typer.Option(help="who holds it (default: role:scope)")] = None,
     ttl_hours: Annotated[float, typer.Option(help="hours until it expires")] = 8.0,

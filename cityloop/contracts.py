@@ -130,6 +130,9 @@ def _printable(value: str) -> str:
 Printable = AfterValidator(_printable)
 ShortText = Annotated[str, Field(min_length=1, max_length=200), Printable]
 LongText = Annotated[str, Field(min_length=1, max_length=4000), Printable]
+CitizenText = Annotated[str, Field(min_length=1, max_length=20_000), Printable]
+"""What a citizen wrote: real complaints run long, and a long one must still reach someone
+(the classifier reads the first part; nothing is refused for its length below 20,000)."""
 
 
 # --- the four source payloads -------------------------------------------------------------
@@ -167,7 +170,7 @@ class HotlineWorkOrder(Contract):
         default=None, description="the call taker's category code, when one was chosen"
     )
     title: ShortText
-    text: LongText
+    text: CitizenText
     address: Annotated[str, Field(max_length=400), Printable] = ""
     area_code: AreaCode | None = None
     location: GeoPoint | None = None
@@ -183,8 +186,8 @@ class HotlineWorkOrder(Contract):
 
     @model_validator(mode="after")
     def _placed(self) -> HotlineWorkOrder:
-        if self.area_code is None and self.location is None:
-            raise ValueError("a work order needs an area_code or a location")
+        if self.area_code is None and self.location is None and not self.address.strip():
+            raise ValueError("a work order needs an area_code, a location or an address")
         return self
 
 
@@ -394,6 +397,66 @@ class Origin(Contract):
     offset: int
 
 
+UNCLASSIFIED = "unclassified"
+"""The category of a case that waits at the dispatch desk with no category decided: it is no
+category of the topology, routes nowhere and correlates with nothing."""
+
+
+class DeskReason(StrEnum):
+    """Why a report waits at the 12345 dispatch desk (人工派单) instead of being dispatched."""
+
+    LOW_CONFIDENCE = "low_confidence"
+    """The classifier was not sure enough of any category."""
+    UNKNOWN_CATEGORY_CODE = "unknown_category_code"
+    """The sender named a category code the topology does not know (kept verbatim)."""
+    UNPLACED = "unplaced"
+    """No area code, no coordinates, and no place name recognised in the address or text."""
+    AMBIGUOUS_PLACE = "ambiguous_place"
+    """The address names several places that could be meant."""
+    RETURNED_NOT_OURS = "returned_not_ours"
+    """The department it was dispatched to returned it as not its matter (退单: 非本单位职责)."""
+
+
+class TriageDecision(StrEnum):
+    GIVEN = "given"
+    """The sender's category code, known to the topology."""
+    AUTO = "auto"
+    """The classifier's category, confident enough to dispatch without a person."""
+    DESK = "desk"
+    """A person at the dispatch desk decides."""
+
+
+class CategoryCandidate(Contract):
+    """A category the classifier considered, with its probability."""
+
+    code: str
+    score: Annotated[float, Field(ge=0, le=1)]
+
+
+class Triage(Contract):
+    """How a report's category and place were decided, and what the desk is shown."""
+
+    decision: TriageDecision
+    desk_reasons: list[DeskReason] = []
+    confidence: float | None = Field(
+        default=None, description="the classifier's probability of the top class, 0-1"
+    )
+    candidates: list[CategoryCandidate] = Field(default=[], description="the top 3, best first")
+    model_version: str | None = None
+    given_category_code: str | None = Field(
+        default=None, description="the code the sender gave, verbatim, when the topology lacks it"
+    )
+    area_candidates: list[str] = Field(
+        default=[], description="places the address or text names, when not exactly one"
+    )
+    place_note: str | None = Field(
+        default=None, description="e.g. the address names another district than the area code"
+    )
+    urgent: bool = Field(
+        default=False, description="a very urgent order or a graded emergency: the desk's short SLA"
+    )
+
+
 class Incident(Contract):
     """One report of something happening, whatever its source, in one shape."""
 
@@ -407,7 +470,9 @@ class Incident(Contract):
     text: str = ""
     area_codes: list[str] = Field(min_length=1)
     location: GeoPoint | None = None
-    location_method: Literal["reported_area", "polygon", "nearest_centroid"] = "reported_area"
+    location_method: Literal[
+        "reported_area", "polygon", "nearest_centroid", "address_text", "unplaced"
+    ] = "reported_area"
     severity: Severity | None = None
     occurred_at: datetime
     received_at: datetime
@@ -422,6 +487,14 @@ class Incident(Contract):
         default="",
         description="hash of the payload, to tell a resend from a different event reusing an id",
     )
+    triage: Triage | None = Field(
+        default=None, description="how category and place were decided (human reports)"
+    )
+
+    @property
+    def at_desk(self) -> bool:
+        """Whether a person must decide its category or place before anything is dispatched."""
+        return self.triage is not None and self.triage.decision is TriageDecision.DESK
 
 
 # --- case events (past tense) -------------------------------------------------------------
@@ -535,9 +608,38 @@ class CaseOpened(CaseEventBase):
 class CaseDispatched(CaseEventBase):
     type: Literal["CaseDispatched"] = "CaseDispatched"
     assignment: Assignment
+    category_code: str | None = Field(
+        default=None, description="the category it was dispatched as (for the desk's figures)"
+    )
     accept_deadline: datetime | None = None
     resolve_deadline: datetime | None = None
     reason: str = "routed"
+
+
+class CaseSentToDesk(CaseEventBase):
+    """The case waits at a 12345 dispatch desk (人工派单) for a person to decide its category,
+    place or department; nothing is dispatched until then."""
+
+    type: Literal["CaseSentToDesk"] = "CaseSentToDesk"
+    desk: str = Field(description="desk:<area code> of the 12345 centre that dispatches it")
+    reasons: list[DeskReason] = Field(min_length=1)
+    candidates: list[CategoryCandidate] = []
+    area_candidates: list[str] = []
+    given_category_code: str | None = None
+    dispatch_deadline: datetime
+
+
+class CaseReclassified(CaseEventBase):
+    """A dispatcher set the case's category (and, for a case that could not be placed, its
+    area); the dispatch that follows routes it afresh."""
+
+    type: Literal["CaseReclassified"] = "CaseReclassified"
+    from_category: str
+    to_category: str
+    area_codes: list[str] | None = Field(
+        default=None, description="the areas the dispatcher placed it in, when they changed"
+    )
+    reason: str
 
 
 class ReportAttached(CaseEventBase):
@@ -663,6 +765,8 @@ class CaseClosed(CaseEventBase):
 CaseEvent = Annotated[
     CaseOpened
     | CaseDispatched
+    | CaseSentToDesk
+    | CaseReclassified
     | ReportAttached
     | DuplicateReceived
     | LeadConfirmed
@@ -691,7 +795,9 @@ CASE_EVENT_ADAPTER: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
 class CommandBase(Contract):
     command_id: ShortText
     case_id: ShortText
-    actor: ShortText = Field(description="dept:<department id>, centre:<area code>, or system")
+    actor: ShortText = Field(
+        description="dept:<department id>, centre:<area code>, desk:<area code>, or system"
+    )
     issued_at: AwareDatetime
 
 
@@ -770,6 +876,29 @@ class RejectLead(CommandBase):
     reason: ShortText = "false alarm"
 
 
+class DispatchCase(CommandBase):
+    """派单: a dispatcher decides the category (and department, and area) of a case at the desk."""
+
+    type: Literal["dispatch"] = "dispatch"
+    category_code: ShortText
+    lead_department: ShortText | None = Field(
+        default=None, description="a department id; default: the one routing picks"
+    )
+    area_code: AreaCode | None = Field(
+        default=None, description="where it is, for a case that could not be placed"
+    )
+    note: Annotated[str, Field(max_length=400), Printable] = ""
+
+
+class ReclassifyCase(CommandBase):
+    """改派: a dispatcher changes an open case's category (and department); it is re-routed."""
+
+    type: Literal["reclassify"] = "reclassify"
+    category_code: ShortText
+    lead_department: ShortText | None = None
+    reason: ShortText
+
+
 CaseCommandTypes = (
     AcceptCase
     | ReportProgress
@@ -785,6 +914,8 @@ CaseCommandTypes = (
     | MergeCase
     | ConfirmLead
     | RejectLead
+    | DispatchCase
+    | ReclassifyCase
 )
 CaseCommand = Annotated[CaseCommandTypes, Field(discriminator="type")]
 CASE_COMMAND_ADAPTER: TypeAdapter[CaseCommand] = TypeAdapter(CaseCommand)

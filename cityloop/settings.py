@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     )
     data_dir: Path = Field(default=Path("var"), description="worker state and local files")
     topology_file: Path | None = Field(default=None, description="unset: the bundled Chengdu file")
+    classifier_model: Path | None = Field(
+        default=None, description="the hotline text classifier; unset: the bundled model"
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000

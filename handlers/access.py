@@ -16,6 +16,9 @@ class Role(StrEnum):
     """A department: sees and acts on the cases it handles or handled."""
     DUTY_OFFICER = "duty_officer"
     """An operations centre's duty officer: sees its area's subtree, coordinates there."""
+    DISPATCHER = "dispatcher"
+    """A 12345 centre's dispatcher (派单员): sees its area's subtree, dispatches and
+    re-dispatches what the desk holds."""
     AUDITOR = "auditor"
     """Supervision and evaluation (考核): sees everything, acts on nothing, no personal data."""
 
@@ -29,7 +32,8 @@ class Principal(BaseModel):
     role: Role
     scope: str = Field(
         default="",
-        description="publisher: its source; department: its id; duty officer: its area code",
+        description="publisher: its source; department: its id; duty officer and dispatcher: "
+        "its area code",
     )
 
     @property
@@ -39,6 +43,8 @@ class Principal(BaseModel):
             return f"dept:{self.scope}"
         if self.role is Role.DUTY_OFFICER:
             return f"centre:{self.scope}"
+        if self.role is Role.DISPATCHER:
+            return f"desk:{self.scope}"
         return f"{self.role.value}:{self.subject}"
 
 
@@ -57,8 +63,12 @@ def check_may_publish(principal: Principal, source: Source) -> None:
         raise Denied(f"this publisher may post {principal.scope} events, not {source.value}")
 
 
+AREA_SCOPED_ROLES = frozenset({Role.DUTY_OFFICER, Role.DISPATCHER})
+"""Roles whose scope is an area code: they see the cases of its subtree."""
+
+
 def check_may_act(principal: Principal) -> None:
-    if principal.role not in (Role.DEPARTMENT, Role.DUTY_OFFICER):
+    if principal.role not in (Role.DEPARTMENT, Role.DUTY_OFFICER, Role.DISPATCHER):
         raise Denied(f"a {principal.role.value} does not act on cases")
 
 

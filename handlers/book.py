@@ -206,7 +206,11 @@ class CaseBook:
 
 
 def _deadlines(state: CaseState) -> list[int]:
-    return [micros(d) for d in (state.accept_deadline, state.resolve_deadline) if d is not None]
+    return [
+        micros(d)
+        for d in (state.dispatch_deadline, state.accept_deadline, state.resolve_deadline)
+        if d is not None
+    ]
 
 
 def _earliest_deadline(state: CaseState) -> int | None:

@@ -24,10 +24,14 @@ from cityloop.contracts import (
     CaseEventBase,
     CaseMerged,
     CaseOpened,
+    CaseReclassified,
     CaseReopened,
     CaseResolved,
     CaseReturned,
+    CaseSentToDesk,
     CaseVerified,
+    CategoryCandidate,
+    DeskReason,
     DuplicateReceived,
     ExtensionGranted,
     ExtensionRequested,
@@ -47,6 +51,8 @@ EventT = TypeVar("EventT", bound=CaseEventBase)
 
 
 class CaseStatus(StrEnum):
+    AWAITING_DISPATCH = "awaiting_dispatch"
+    """At a 12345 dispatch desk, waiting for a person to decide category, place or department."""
     LEAD = "lead"
     """An unverified lead (线索) waiting for the community to verify it on site."""
     DISPATCHED = "dispatched"
@@ -61,6 +67,7 @@ class CaseStatus(StrEnum):
 
 OPEN_STATUSES = frozenset(
     {
+        CaseStatus.AWAITING_DISPATCH,
         CaseStatus.LEAD,
         CaseStatus.DISPATCHED,
         CaseStatus.ACCEPTED,
@@ -108,6 +115,11 @@ class CaseDocument(BaseModel):
     supervision_notices: int = 0
     merged_into: str | None = None
     cleared_devices: tuple[str, ...] = ()
+    desk: str | None = None
+    dispatch_deadline: datetime | None = None
+    desk_reasons: tuple[DeskReason, ...] = ()
+    candidates: tuple[CategoryCandidate, ...] = ()
+    given_category_code: str | None = None
 
 
 StoredReport = tuple[str, str, bytes]
@@ -173,6 +185,11 @@ class CaseState:
         "supervision_notices",
         "merged_into",
         "cleared_devices",
+        "desk",
+        "dispatch_deadline",
+        "desk_reasons",
+        "candidates",
+        "given_category_code",
         "_reports",
         "report_count",
         "first_reported_us",
@@ -210,6 +227,13 @@ class CaseState:
     supervision_notices: int
     merged_into: str | None
     cleared_devices: tuple[str, ...]
+    desk: str | None
+    """The dispatch desk the case waits at (or last waited at); None if it never did."""
+    dispatch_deadline: datetime | None
+    """By when the desk must dispatch it, while it waits there."""
+    desk_reasons: tuple[DeskReason, ...]
+    candidates: tuple[CategoryCandidate, ...]
+    given_category_code: str | None
     _reports: list[StoredReport]
     report_count: int
     """How many of the shared log's reports are this state's."""
@@ -254,6 +278,11 @@ class CaseState:
         supervision_notices: int = 0,
         merged_into: str | None = None,
         cleared_devices: tuple[str, ...] = (),
+        desk: str | None = None,
+        dispatch_deadline: datetime | None = None,
+        desk_reasons: tuple[DeskReason, ...] = (),
+        candidates: tuple[CategoryCandidate, ...] = (),
+        given_category_code: str | None = None,
     ) -> None:
         self.case_id = case_id
         self.version = version
@@ -285,6 +314,11 @@ class CaseState:
         self.supervision_notices = supervision_notices
         self.merged_into = merged_into
         self.cleared_devices = cleared_devices
+        self.desk = desk
+        self.dispatch_deadline = dispatch_deadline
+        self.desk_reasons = desk_reasons
+        self.candidates = candidates
+        self.given_category_code = given_category_code
         self._reports = []
         self.report_count = 0
         self.first_reported_us = micros(opened_at)
@@ -326,6 +360,11 @@ class CaseState:
         twin.supervision_notices = self.supervision_notices
         twin.merged_into = self.merged_into
         twin.cleared_devices = self.cleared_devices
+        twin.desk = self.desk
+        twin.dispatch_deadline = self.dispatch_deadline
+        twin.desk_reasons = self.desk_reasons
+        twin.candidates = self.candidates
+        twin.given_category_code = self.given_category_code
         twin._reports = self._reports
         twin.report_count = self.report_count
         twin.first_reported_us = self.first_reported_us
@@ -479,6 +518,8 @@ def _opened(event: CaseOpened) -> CaseState:
     state.pending_extension_minutes = None
     state.merged_into = None
     state.cleared_devices = ()
+    state.desk = state.dispatch_deadline = state.given_category_code = None
+    state.desk_reasons = state.candidates = ()
     state._reports = [_stored(event.first_report)]
     state.report_count = 1
     state.device_id = event.first_report.device_id
@@ -496,12 +537,32 @@ def _advance(state: CaseState, event: CaseEvent) -> None:
             state.assignment = event.assignment
             state.accept_deadline = event.accept_deadline
             state.resolve_deadline = event.resolve_deadline
+            state.dispatch_deadline = None
             if not state.lead:
                 state.status = CaseStatus.DISPATCHED
+        case CaseSentToDesk():
+            state.status = CaseStatus.AWAITING_DISPATCH
+            state.assignment = None  # nobody handles it until the desk dispatches it
+            state.accept_deadline = state.resolve_deadline = None
+            state.desk = event.desk
+            state.dispatch_deadline = event.dispatch_deadline
+            state.desk_reasons = tuple(event.reasons)
+            state.candidates = tuple(event.candidates)
+            if event.given_category_code is not None:
+                state.given_category_code = event.given_category_code
+        case CaseReclassified():
+            state.category_code = event.to_category
+            if event.area_codes:
+                state.area_codes = event.area_codes
         case ReportAttached():
             report = event.report
             if report.cleared and report.device_id:
                 state.cleared_devices = (*state.cleared_devices, report.device_id)
+            if not state.location_precise and report.location is not None:
+                # a case placed only by its area takes the first measured point it is given,
+                # so that later reports are measured against a place, not a whole community
+                state.location = report.location
+                state.location_precise = True
             state.add_report(report)
             occurred_us = micros(report.occurred_at)
             if occurred_us > state.last_report_us:  # max(), as integers: see `micros`
@@ -541,7 +602,9 @@ def _advance(state: CaseState, event: CaseEvent) -> None:
         case SupervisionNoticeIssued():
             # a notice answers one missed deadline; the next dispatch sets fresh ones
             state.supervision_notices += 1
-            if event.reason == "accept_deadline_missed":
+            if event.reason == "dispatch_deadline_missed":
+                state.dispatch_deadline = None
+            elif event.reason == "accept_deadline_missed":
                 state.accept_deadline = None
                 state.accept_missed = True
             else:

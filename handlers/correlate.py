@@ -13,10 +13,12 @@ from functools import lru_cache
 from cityloop.contracts import (
     AreaLevel,
     Assignment,
+    AssistanceAdded,
     CaseDispatched,
     CaseEscalated,
     CaseEvent,
     CaseOpened,
+    CaseSentToDesk,
     DuplicateReceived,
     GeoPoint,
     Incident,
@@ -29,9 +31,12 @@ from cityloop.contracts import (
     RoutingReason,
     Severity,
     Source,
+    Triage,
+    TriageDecision,
 )
-from handlers.case import OPEN_STATUSES, CaseState, EventWriter, micros
+from handlers.case import OPEN_STATUSES, CaseState, CaseStatus, EventWriter, micros
 from handlers.cells import correlation_key, family_of, reference_point
+from handlers.triage import desk_for, dispatch_deadline
 from topology import Topology, UnroutableError, route
 from topology.geo import distance_m
 
@@ -40,7 +45,25 @@ SEVERITY_RANK = {Severity.IV: 0, Severity.III: 1, Severity.II: 2, Severity.I: 3}
 HUMAN_SOURCES = frozenset({Source.HOTLINE, Source.GRID, Source.DUTY})
 
 
+class DispatchReason(StrEnum):
+    """Why a case was dispatched (CaseDispatched.reason) when it is the first dispatch, or one
+    that a person decided; escalations and reopenings name their own reasons."""
+
+    ROUTED = "routed"
+    """The category the sender gave, routed through the responsibility graph."""
+    AUTO_CLASSIFIED = "auto_classified"
+    """The classifier's category, confident enough to go without a person."""
+    LEAD = "lead"
+    """An unverified alarm, to the community to verify on site."""
+    DISPATCHED_BY_HAND = "dispatched_by_hand"
+    """A dispatcher at the 12345 desk decided it (人工派单)."""
+    RECLASSIFIED = "reclassified"
+    """A dispatcher changed the category of a case already dispatched (改派)."""
+
+
 class CorrelationReason(StrEnum):
+    SENT_TO_DESK = "sent_to_desk"
+    """A new case that a person must dispatch (category or place not sure)."""
     NEW_CASE = "new_case"
     NEW_LEAD = "new_lead"
     ATTACHED_TO_OPEN_CASE = "attached_to_open_case"
@@ -110,6 +133,7 @@ def dispatch(
     writer.add(
         CaseDispatched,
         assignment=assignment,
+        category_code=category_code,
         accept_deadline=writer.now + accept_within,
         resolve_deadline=writer.now + resolve_within,
         reason=reason,
@@ -151,10 +175,54 @@ def needs_verification(topology: Topology, incident: Incident) -> bool:
     return sensor is not None and sensor.needs_verification
 
 
+def send_to_desk(
+    writer: EventWriter,
+    topology: Topology,
+    triage: Triage,
+    area_codes: Sequence[str],
+) -> None:
+    """The case waits at its 12345 centre's desk for a dispatcher, with what triage found."""
+    writer.add(
+        CaseSentToDesk,
+        desk=desk_for(topology, area_codes),
+        reasons=triage.desk_reasons,
+        candidates=triage.candidates,
+        area_candidates=triage.area_candidates,
+        given_category_code=triage.given_category_code,
+        dispatch_deadline=dispatch_deadline(writer.now, triage.urgent),
+    )
+
+
+def _open_at_desk(incident: Incident, topology: Topology, now: datetime) -> CorrelationDecision:
+    """A case that a person must dispatch: opened, and sent to the desk; routed by no one."""
+    case_id = case_id_for(incident)
+    point, precise = reference_point(topology, incident)
+    writer = EventWriter(None, case_id, now, caused_by=incident.idempotency_key)
+    writer.add(
+        CaseOpened,
+        category_code=incident.category_code,
+        title=incident.title,
+        severity=incident.severity,
+        area_codes=incident.area_codes,
+        location=point,
+        location_precise=precise and incident.location_method != "unplaced",
+        correlation_key=correlation_key(topology, incident),
+        first_report=summarise(incident),
+        reason=CorrelationReason.NEW_CASE,
+    )
+    assert incident.triage is not None  # noqa: S101 - at_desk says so
+    send_to_desk(writer, topology, incident.triage, incident.area_codes)
+    return CorrelationDecision(
+        CorrelationReason.SENT_TO_DESK, case_id, tuple(writer.events), writer.state
+    )
+
+
 def open_case(
     incident: Incident, topology: Topology, modes: Mapping[str, Mode], now: datetime
 ) -> CorrelationDecision:
     """Open a case (or a lead) for an incident nothing else covers. Raises UnroutableError."""
+    if incident.at_desk:
+        return _open_at_desk(incident, topology, now)
     mode = mode_at(topology, modes, incident.area_codes)
     lead = needs_verification(topology, incident)
     case_id = case_id_for(incident)
@@ -184,10 +252,20 @@ def open_case(
         reason=CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE,
     )
     dispatch(
-        writer, topology, assignment, incident.category_code, mode, "lead" if lead else "routed"
+        writer, topology, assignment, incident.category_code, mode, _first_dispatch(incident, lead)
     )
     reason = CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE
     return CorrelationDecision(reason, case_id, tuple(writer.events), writer.state)
+
+
+def _first_dispatch(incident: Incident, lead: bool) -> str:
+    """Why a new case is dispatched as it is: a lead to verify, the classifier's category, or
+    the category the sender gave."""
+    if lead:
+        return DispatchReason.LEAD
+    if incident.triage is not None and incident.triage.decision is TriageDecision.AUTO:
+        return DispatchReason.AUTO_CLASSIFIED
+    return DispatchReason.ROUTED
 
 
 def _within_window(topology: Topology, case: CaseState, incident: Incident) -> bool:
@@ -256,8 +334,8 @@ def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
     """`match_distance` against a probe: the cheap tests first, most candidates fail on
     distance. A candidate of the incident's own category (the usual one) takes the probe's
     radius and window as they are."""
-    if case.status not in OPEN_STATUSES:
-        return None
+    if case.status not in OPEN_STATUSES or case.status is CaseStatus.AWAITING_DISPATCH:
+        return None  # a case at the desk has no category or place sure enough to match by
     category_code = case.category_code
     same_category = category_code == probe.category_code
     if not same_category and family_of(topology, category_code) != probe.family:
@@ -333,7 +411,32 @@ def attach(
                 CaseEscalated, from_loop=case.assignment.loop, to_loop=rerouted.loop, reason=why
             )
             dispatch(writer, topology, rerouted, case.category_code, mode, why)
+    if not case.lead and incident.category_code != case.category_code:
+        link_handler(writer, topology, incident.category_code)
     return CorrelationDecision(reason, case.case_id, tuple(writer.events), writer.state)
+
+
+LINKED_HANDLING = "linked_handling"
+"""The reason a department joins a case because a report on it needs that department's kind."""
+
+
+def link_handler(writer: EventWriter, topology: Topology, category_code: str) -> None:
+    """联动处置: a report of another category joins the case (an ambulance call on a fire); if
+    the department kind that category needs is not on the case, the nearest department of that
+    kind joins as a co-handler."""
+    state = writer.state
+    category = topology.category(category_code)
+    if state is None or state.assignment is None or category is None:
+        return
+    assignment = state.assignment
+    involved = [assignment.lead_department, *assignment.co_departments]
+    kinds = {department.kind for d in involved if (department := topology.department(d))}
+    if category.lead_kind in kinds:
+        return
+    helper = topology.department_for(category.lead_kind, assignment.handling_area)
+    if helper is None or helper.id in involved:
+        return
+    writer.add(AssistanceAdded, department=helper.id, reason=f"{LINKED_HANDLING}:{category_code}")
 
 
 def _graver(a: Severity | None, b: Severity | None) -> Severity | None:
@@ -382,6 +485,8 @@ def correlate(
         and _within_window(topology, device_case, incident)
     ):
         return attach(device_case, incident, topology, modes, now, CorrelationReason.DEVICE_REPEAT)
+    if incident.at_desk:
+        return open_case(incident, topology, modes, now)  # nothing sure enough to match by
     probe = _probe(topology, incident)
     scored = [
         (distance, case.opened_at, case.case_id, case)

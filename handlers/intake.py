@@ -8,7 +8,6 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 
 from pydantic import ValidationError
 
@@ -30,15 +29,23 @@ from cityloop.contracts import (
     Origin,
     Source,
     SourcePayload,
+    Triage,
+    TriageDecision,
+)
+from handlers.triage import (
+    CategoryDecision,
+    Guesser,
+    categorise,
+    disagreement,
+    is_urgent,
+    place_from_words,
+    triage_record,
 )
 from topology import Topology
 from topology.geo import distance_m
 
 MAX_CENTROID_DISTANCE_M = 10_000.0
 """A point farther than this from every community's centroid lies outside the topology."""
-
-GENERAL_CATEGORY = "general"
-"""Where a hotline order goes when neither the call taker nor its words name a category."""
 
 
 class Rejected(Exception):
@@ -166,14 +173,6 @@ def _place(
     return located
 
 
-def _known_category(topology: Topology, code: str) -> str:
-    if topology.category(code) is None:
-        raise Rejected(
-            DeadLetterReason.UNKNOWN_CATEGORY, f"data.category_code: no category {code!r}"
-        )
-    return code
-
-
 MAX_CLOCK_SKEW = timedelta(hours=24)
 """An event stamped later than this after it arrived is refused: clocks drift, not by days."""
 
@@ -207,29 +206,6 @@ def content_digest(envelope: CloudEvent) -> str:
     return hashlib.blake2b(f"{envelope.type}|{canonical}".encode(), digest_size=12).hexdigest()
 
 
-def classify_hotline(topology: Topology, order: HotlineWorkOrder) -> str:
-    """The call taker's category when known, else the first category whose keywords the words
-    contain, else the general category."""
-    if order.category_code is not None and topology.category(order.category_code) is not None:
-        return order.category_code
-    words = f"{order.title} {order.text}".lower()
-    for keyword, code in _keywords(topology):
-        if keyword in words:
-            return code
-    return GENERAL_CATEGORY
-
-
-@lru_cache(maxsize=8)
-def _keywords(topology: Topology) -> tuple[tuple[str, str], ...]:
-    """(keyword in lower case, its category), category by category in the topology's order:
-    the first keyword found names the first category with any keyword in the words."""
-    return tuple(
-        (keyword.lower(), code)
-        for code, category in topology.categories.items()
-        for keyword in category.keywords
-    )
-
-
 _VALIDATE_INCIDENT = Incident.__pydantic_validator__.validate_python
 
 
@@ -240,6 +216,31 @@ def _incident(common: dict[str, object], **fields: object) -> Incident:
     return incident
 
 
+def _structured_category(topology: Topology, code: str) -> tuple[str, Triage | None]:
+    """A grid or duty report's category: its own code when the topology knows it; else the
+    report waits at the dispatch desk with the code kept verbatim (the same policy as a
+    hotline order's unknown code, so no report is lost for a code the topology lacks)."""
+    decision = categorise(topology, code, "", "", None)
+    if decision.decision is TriageDecision.GIVEN:
+        return code, None
+    return decision.category_code, triage_record(decision)
+
+
+def _hotline(
+    payload: HotlineWorkOrder, topology: Topology, guesser: Guesser | None
+) -> tuple[CategoryDecision, list[str], str, Triage]:
+    """A work order's category, areas, how it was placed, and its triage."""
+    category = categorise(topology, payload.category_code, payload.title, payload.text, guesser)
+    urgent = is_urgent(None, payload.urgency)
+    if payload.area_code is not None or payload.location is not None:
+        area, method = _place(topology, payload.area_code, payload.location, "data.area_code")
+        note = disagreement(topology, area, payload.address, payload.text)
+        return category, [area], method, triage_record(category, None, note, urgent)
+    place = place_from_words(topology, payload.address, f"{payload.title} {payload.text}")
+    method = "address_text" if place.placed else "unplaced"
+    return category, [place.area_code], method, triage_record(category, place, None, urgent)
+
+
 def normalise(
     envelope: CloudEvent,
     source: Source,
@@ -247,6 +248,7 @@ def normalise(
     topology: Topology,
     now: datetime,
     origin: Origin | None,
+    guesser: Guesser | None = None,
 ) -> Incident:
     key = envelope.idempotency_key
     _not_in_future(payload, now)
@@ -261,7 +263,7 @@ def normalise(
         "content_digest": content_digest(envelope),
     }
     if isinstance(payload, HotlineWorkOrder):
-        area, method = _place(topology, payload.area_code, payload.location, "data.area_code")
+        category, areas, method, triage = _hotline(payload, topology, guesser)
         caller = (
             CallerContact(name=payload.caller_name, phone=payload.caller_phone)
             if payload.caller_name or payload.caller_phone
@@ -269,14 +271,15 @@ def normalise(
         )
         return _incident(
             common,
-            category_code=classify_hotline(topology, payload),
+            category_code=category.category_code,
             title=payload.title,
             text=payload.text,
-            area_codes=[area],
+            area_codes=areas,
             location=payload.location,
             location_method=method,
             occurred_at=payload.received_at,
             caller=caller,
+            triage=triage,
         )
     if isinstance(payload, IoTAlarm):
         sensor = topology.sensor_type(payload.sensor_type)
@@ -302,9 +305,11 @@ def normalise(
         )
     if isinstance(payload, GridReport):
         area = _known_area(topology, payload.grid_id, "data.grid_id")
+        code, grid_triage = _structured_category(topology, payload.category_code)
         return _incident(
             common,
-            category_code=_known_category(topology, payload.category_code),
+            category_code=code,
+            triage=grid_triage,
             title=payload.text[:80],
             text=payload.text,
             area_codes=[area],
@@ -317,9 +322,13 @@ def normalise(
             _known_area(topology, code, f"data.affected_areas[{i}]")
             for i, code in enumerate(payload.affected_areas)
         ]
+        code, duty_triage = _structured_category(topology, payload.category_code)
+        if duty_triage is not None and is_urgent(payload.severity):
+            duty_triage = duty_triage.model_copy(update={"urgent": True})
         return _incident(
             common,
-            category_code=_known_category(topology, payload.category_code),
+            category_code=code,
+            triage=duty_triage,
             title=payload.summary[:80],
             text=payload.summary,
             area_codes=list(dict.fromkeys(areas)),
@@ -338,6 +347,7 @@ def take_in(
     now: datetime,
     expected: Source | None = None,
     origin: Origin | None = None,
+    guesser: Guesser | None = None,
 ) -> IntakeResult:
     """The whole intake decision for one raw record."""
     source: Source | None = expected
@@ -346,7 +356,7 @@ def take_in(
         envelope = parse_envelope(raw)
         key = envelope.idempotency_key
         source, payload = validate_payload(envelope, expected)
-        return Accepted(normalise(envelope, source, payload, topology, now, origin))
+        return Accepted(normalise(envelope, source, payload, topology, now, origin, guesser))
     except Rejected as rejection:
         return DeadLettered(
             DeadLetter(

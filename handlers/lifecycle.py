@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from cityloop.contracts import (
     AbsorbReports,
     AcceptCase,
+    Assignment,
     AssistanceAdded,
     CaseAccepted,
     CaseClosed,
@@ -17,6 +18,7 @@ from cityloop.contracts import (
     CaseEscalated,
     CaseEvent,
     CaseMerged,
+    CaseReclassified,
     CaseReopened,
     CaseResolved,
     CaseReturned,
@@ -24,6 +26,8 @@ from cityloop.contracts import (
     CloseCase,
     CommandOutcome,
     ConfirmLead,
+    DeskReason,
+    DispatchCase,
     EscalateCase,
     ExtensionGranted,
     ExtensionRequested,
@@ -33,6 +37,7 @@ from cityloop.contracts import (
     MergeCase,
     Mode,
     ProgressReported,
+    ReclassifyCase,
     RejectLead,
     ReopenCase,
     ReportAttached,
@@ -41,13 +46,19 @@ from cityloop.contracts import (
     RequestExtension,
     ResolveCase,
     ReturnCase,
+    RoutingReason,
+    Severity,
     SupervisionNoticeIssued,
     SwitchMode,
+    Triage,
+    TriageDecision,
     VerifyCase,
 )
+from handlers.assessment import is_not_ours
 from handlers.case import OPEN_STATUSES, CaseChange, CaseState, CaseStatus, EventWriter
-from handlers.correlate import LOOP_RANK, dispatch, mode_at
-from topology import Topology, escalation_target, route
+from handlers.correlate import LOOP_RANK, DispatchReason, dispatch, mode_at, send_to_desk
+from topology import Topology, UnroutableError, escalation_target, route
+from topology.model import LOOP_OF_LEVEL
 
 FALSE_ALARMS_TO_FLAG = 3
 """A device whose alarms the community found false this many times is flagged for repair."""
@@ -84,6 +95,16 @@ def _is_coordinating(actor: str, state: CaseState, topology: Topology) -> bool:
         return False
     centre_area = actor.removeprefix("centre:")
     return centre_area in topology.ancestors(state.assignment.handling_area)
+
+
+def _is_dispatcher(actor: str, state: CaseState, topology: Topology) -> bool:
+    """A dispatcher of a 12345 centre at or above where the case is (or waits)."""
+    if not actor.startswith("desk:"):
+        return False
+    desk_area = actor.removeprefix("desk:")
+    places = [state.desk.removeprefix("desk:")] if state.desk else []
+    places += state.area_codes
+    return any(desk_area in topology.ancestors(place) for place in places)
 
 
 def _require(allowed: bool, who: str) -> None:
@@ -126,6 +147,79 @@ def _redispatch(
     dispatch(writer, topology, state.assignment, state.category_code, mode, why)
 
 
+def hand_assignment(
+    topology: Topology,
+    category_code: str,
+    area_codes: list[str],
+    severity: Severity | None,
+    mode: Mode,
+    lead_department: str | None,
+) -> Assignment:
+    """Where a dispatcher's choice sends a case: routed as usual for its category, or to the
+    department the dispatcher named, at that department's own level."""
+    routed = route(topology, category_code, area_codes, severity, mode)
+    if lead_department is None or lead_department == routed.lead_department:
+        return routed
+    chosen = topology.department(lead_department)
+    if chosen is None:
+        raise Rejected("unknown_department", lead_department)
+    level = topology.level_of(chosen.area)
+    loop = LOOP_OF_LEVEL.get(level) if level is not None else None
+    centre = topology.centre_for(chosen.area)
+    return routed.model_copy(
+        update={
+            "loop": loop or routed.loop,
+            "handling_area": chosen.area,
+            "lead_department": chosen.id,
+            "co_departments": [d for d in routed.co_departments if d != chosen.id],
+            "coordinating_centre": centre.id if centre else routed.coordinating_centre,
+            "escalation_chain": list(topology.ancestors(chosen.area)),
+            "reasons": [
+                *routed.reasons,
+                RoutingReason(rule="dispatcher_choice", detail=f"lead: {chosen.id}"),
+            ],
+        }
+    )
+
+
+def _dispatch_by_hand(
+    writer: EventWriter,
+    topology: Topology,
+    modes: Mapping[str, Mode],
+    category_code: str,
+    lead_department: str | None,
+    area_code: str | None,
+    why: str,
+    reason: DispatchReason,
+) -> None:
+    """A dispatcher's decision: the category (and place) set on the case, then routed."""
+    state = writer.state
+    assert state is not None  # noqa: S101 - commands act on known cases
+    if topology.category(category_code) is None:
+        raise Rejected("unknown_category", category_code)
+    areas = list(state.area_codes)
+    if area_code is not None:
+        if topology.area(area_code) is None:
+            raise Rejected("unknown_area", area_code)
+        areas = [area_code]
+    mode = mode_at(topology, modes, areas)
+    try:
+        assignment = hand_assignment(
+            topology, category_code, areas, state.severity, mode, lead_department
+        )
+    except UnroutableError as exc:
+        raise Rejected("unroutable", str(exc)) from exc
+    if category_code != state.category_code or areas != state.area_codes:
+        writer.add(
+            CaseReclassified,
+            from_category=state.category_code,
+            to_category=category_code,
+            area_codes=areas if areas != state.area_codes else None,
+            reason=why,
+        )
+    dispatch(writer, topology, assignment, category_code, mode, reason)
+
+
 # --- commands ------------------------------------------------------------------------------
 
 
@@ -140,8 +234,46 @@ def _apply_command(
     actor = command.actor
     assigned = _is_assigned(actor, state)
     coordinating = _is_coordinating(actor, state, topology)
+    dispatcher = _is_dispatcher(actor, state, topology)
     department = state.assignment.lead_department if state.assignment else ""
     match command:
+        case DispatchCase():
+            _require(dispatcher, "a dispatcher of the case's 12345 centre")
+            _require_status(state, CaseStatus.AWAITING_DISPATCH)
+            _dispatch_by_hand(
+                writer,
+                topology,
+                modes,
+                command.category_code,
+                command.lead_department,
+                command.area_code,
+                command.note or "dispatched",
+                DispatchReason.DISPATCHED_BY_HAND,
+            )
+        case ReclassifyCase():
+            _require(dispatcher, "a dispatcher of the case's 12345 centre")
+            _require_status(state, *(OPEN_STATUSES - {CaseStatus.LEAD}))
+            if (
+                command.category_code == state.category_code
+                and command.lead_department is None
+                and state.status is not CaseStatus.AWAITING_DISPATCH
+            ):
+                raise Rejected("same_category", "the case already has this category")
+            reason = (
+                DispatchReason.DISPATCHED_BY_HAND
+                if state.status is CaseStatus.AWAITING_DISPATCH
+                else DispatchReason.RECLASSIFIED
+            )
+            _dispatch_by_hand(
+                writer,
+                topology,
+                modes,
+                command.category_code,
+                command.lead_department,
+                None,
+                command.reason,
+                reason,
+            )
         case AcceptCase():
             _require(assigned, "the assigned department")
             if state.lead:
@@ -158,7 +290,21 @@ def _apply_command(
                 state, CaseStatus.DISPATCHED, CaseStatus.ACCEPTED, CaseStatus.IN_PROGRESS
             )
             writer.add(CaseReturned, department=department, reason=command.reason)
-            escalate(writer, topology, modes, "returned")
+            if is_not_ours(command.reason):
+                # not this department's matter: climbing its own chain would not find the
+                # right one, so a dispatcher decides again (退回派单)
+                send_to_desk(
+                    writer,
+                    topology,
+                    Triage(
+                        decision=TriageDecision.DESK,
+                        desk_reasons=[DeskReason.RETURNED_NOT_OURS],
+                        candidates=list(state.candidates),
+                    ),
+                    state.area_codes,
+                )
+            else:
+                escalate(writer, topology, modes, "returned")
         case RequestAssistance():
             _require(assigned or coordinating, "the assigned department or a coordinating centre")
             _require_status(state, *OPEN_STATUSES)
@@ -209,16 +355,24 @@ def _apply_command(
             writer.add(CaseReopened, reason=command.reason)
             _redispatch(writer, topology, modes, "reopened")
         case CloseCase():
-            _require(coordinating, "a coordinating centre")
+            _require(
+                coordinating or (dispatcher and state.status is CaseStatus.AWAITING_DISPATCH),
+                "a coordinating centre (or the desk, for a case waiting there)",
+            )
             _require_status(state, CaseStatus.VERIFIED, CaseStatus.RESOLVED, *OPEN_STATUSES)
             writer.add(CaseClosed, reason=command.reason)
         case EscalateCase():
             _require(assigned or coordinating, "the assigned department or a coordinating centre")
-            _require_status(state, *(OPEN_STATUSES - {CaseStatus.LEAD}))
+            _require_status(
+                state, *(OPEN_STATUSES - {CaseStatus.LEAD, CaseStatus.AWAITING_DISPATCH})
+            )
             if not escalate(writer, topology, modes, "requested: " + command.reason):
                 raise Rejected("at_top_loop", "the case is already at the city loop")
         case MergeCase():
-            _require(coordinating, "a coordinating centre")
+            _require(
+                coordinating or (dispatcher and state.status is CaseStatus.AWAITING_DISPATCH),
+                "a coordinating centre (or the desk, for a case waiting there)",
+            )
             _require_status(state, *OPEN_STATUSES)
             if command.into_case_id == state.case_id:
                 raise Rejected("merge_into_itself")
@@ -331,8 +485,21 @@ def absorb_reports(
 def check_deadlines(
     state: CaseState, topology: Topology, modes: Mapping[str, Mode], now: datetime
 ) -> CaseChange:
-    """A missed deadline brings a supervision notice (督办) and, below the city, escalation."""
+    """A missed deadline brings a supervision notice (督办) and, below the city, escalation;
+    a desk that misses its dispatch deadline gets the notice (there is nothing to escalate)."""
     writer = EventWriter(state, state.case_id, now)
+    if (
+        state.status is CaseStatus.AWAITING_DISPATCH
+        and state.dispatch_deadline is not None
+        and now > state.dispatch_deadline
+    ):
+        writer.add(
+            SupervisionNoticeIssued,
+            department=state.desk or "",
+            reason="dispatch_deadline_missed",
+            deadline=state.dispatch_deadline,
+        )
+        return writer.change()
     department = state.assignment.lead_department if state.assignment else ""
     if (
         state.accept_deadline is not None
@@ -371,7 +538,12 @@ def reevaluate_for_mode(
 ) -> CaseChange:
     """After a mode switch: an open case whose route now starts higher goes up (never down)."""
     writer = EventWriter(state, state.case_id, now)
-    if not state.is_open or state.lead or state.assignment is None:
+    if (
+        not state.is_open
+        or state.lead
+        or state.assignment is None
+        or state.status is CaseStatus.AWAITING_DISPATCH
+    ):
         return writer.change()
     mode = mode_at(topology, modes, state.area_codes)
     if mode is not Mode.EMERGENCY:

@@ -36,6 +36,7 @@ from cityloop.settings import get_settings
 from handlers.book import CaseBook
 from handlers.case import CaseChange
 from handlers.cells import correlation_key
+from handlers.classifier import ClassifierModelError, TextClassifier, default_model_path
 from handlers.intake import Accepted, take_in
 from handlers.lifecycle import (
     absorb_reports,
@@ -44,6 +45,7 @@ from handlers.lifecycle import (
     decide_mode_switch,
     reevaluate_for_mode,
 )
+from handlers.triage import ClassifierGuesser
 from streams.consumer_tuning import shorten_fetch_wait
 from streams.deadletters import dead_letter_for_exception
 from streams.decisions import decision_headers, whole_decisions
@@ -82,6 +84,7 @@ def _bytes_topic(*topic_names: str) -> Any:
 source_topic = _bytes_topic(*names.sources)
 case_work_topic = _bytes_topic(names.incidents, names.case_control)
 topology_topic = _bytes_topic(names.topology)
+classifier_topic = _bytes_topic(names.classifier)
 
 # The cases agent's state: derived from the case-event topic, rebuilt whenever partitions move.
 book = CaseBook()
@@ -90,6 +93,10 @@ needs_rebuild = True
 
 topology = load_topology(settings.topology_file)
 topology_from_topic = False
+guesser = ClassifierGuesser(
+    TextClassifier.load(settings.classifier_model or default_model_path())
+)
+classifier_from_topic = False
 
 
 def record_time(message: Any) -> datetime:
@@ -188,17 +195,63 @@ async def topology_versions(stream: Any) -> None:
         await adopt_topology(event.value, record_time(event.message))
 
 
+async def adopt_classifier(data: bytes, now: datetime) -> None:
+    """Swap to a published classifier version, or keep the current one if it does not load."""
+    global guesser
+    try:
+        candidate = ClassifierGuesser(TextClassifier.from_bytes(data))
+        applied, reason = True, f"applied {candidate.version}"
+    except ClassifierModelError as exc:
+        candidate, applied, reason = guesser, False, f"invalid: {exc}"[:2000]
+    guesser = candidate  # one rebinding: an order is triaged by the old model or the new
+    log.warning("classifier %s: %s", candidate.version, reason)
+    await publish_outcome(
+        CommandOutcome(
+            command_id=f"classifier:{hashlib.sha256(data).hexdigest()[:16]}",
+            command_type="publish_classifier",
+            actor="operator",
+            applied=applied,
+            reason=reason,
+            decided_at=now,
+        )
+    )
+
+
+async def ensure_classifier() -> None:
+    """Before the first triage: the newest classifier published on the topic, if any."""
+    global classifier_from_topic
+    if classifier_from_topic:
+        return
+    classifier_from_topic = True
+    versions = await asyncio.get_running_loop().run_in_executor(
+        None, lambda: list(read_history(settings.bootstrap_servers, names.classifier))
+    )
+    if versions:
+        await adopt_classifier(versions[-1], wall_clock())
+
+
+@app.agent(classifier_topic)
+async def classifier_versions(stream: Any) -> None:
+    """Hot reload: each published classifier version replaces the current one."""
+    async for event in stream.events():
+        await ensure_classifier()
+        await adopt_classifier(event.value, record_time(event.message))
+
+
 @app.agent(source_topic)
 async def intake(stream: Any) -> None:
     """Raw CloudEvents → validated Incidents keyed by correlation key, or dead letters."""
     async for event in stream.events():
         await ensure_topology()
+        await ensure_classifier()
         message = event.message
         origin = Origin(topic=message.topic, partition=message.partition, offset=message.offset)
         value: bytes = event.value if isinstance(event.value, bytes) else bytes(event.value or b"")
         try:
             received = record_time(message)
-            result = take_in(value, topology, received, names.sources.get(message.topic), origin)
+            result = take_in(
+                value, topology, received, names.sources.get(message.topic), origin, guesser
+            )
             if isinstance(result, Accepted):
                 incident = result.incident
                 await send_record(

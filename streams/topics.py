@@ -68,6 +68,11 @@ class Topics:
         """Topology versions (compacted, one key)."""
         return f"{self.prefix}.topology"
 
+    @property
+    def classifier(self) -> str:
+        """Text classifier versions for the dispatch desk's triage (compacted, one key)."""
+        return f"{self.prefix}.classifier"
+
     def specs(self, partitions: int) -> list[TopicSpec]:
         return [
             *(TopicSpec(self.source(src), partitions) for src in Source),
@@ -78,6 +83,7 @@ class Topics:
             TopicSpec(self.dead_letters, partitions),
             TopicSpec(self.modes, 1, compacted=True),
             TopicSpec(self.topology, 1, compacted=True),
+            TopicSpec(self.classifier, 1, compacted=True),
         ]
 
 

@@ -59,11 +59,13 @@ from api.schemas import (
     CasePage,
     CasePublic,
     CaseSummary,
+    DeskPublic,
     ReportPublic,
     TimelineEntry,
 )
 from cityloop.contracts import Assignment, GeoPoint, Loop, ReportSummary, Source
 from handlers.access import (
+    AREA_SCOPED_ROLES,
     Denied,
     Principal,
     Role,
@@ -134,6 +136,8 @@ DETAIL_COLUMNS = (
 
 
 SUMMARY_FIELDS = tuple(column.key for column in SUMMARY_COLUMNS)
+DESK_FIELDS = ("desk", "desk_reasons", "dispatch_deadline", "candidates", "given_category_code")
+"""What a case's detail reads of its state about the dispatch desk (CaseDocument's fields)."""
 
 
 def summary_fields(row: Sequence[Any]) -> dict[str, Any]:
@@ -158,8 +162,8 @@ class Seen(Enum):
 
 
 def seen_by(principal: Principal, city: str) -> tuple[Seen, dict[str, str]]:
-    """What the principal may see (handlers.access.can_see_case), and the statement parameters
-    that say it; a publisher is refused."""
+    """What the principal may see (by its role and scope, handlers.access), and the statement
+    parameters that say it; a publisher is refused."""
     try:
         check_may_read_cases(principal)
     except Denied as denied:
@@ -167,7 +171,7 @@ def seen_by(principal: Principal, city: str) -> tuple[Seen, dict[str, str]]:
     if principal.role is Role.DEPARTMENT:
         return Seen.DEPARTMENTS, {"seen_department": principal.scope}
     prefix = subtree_prefix(principal.scope, city)
-    if principal.role is Role.DUTY_OFFICER and prefix is not None:
+    if principal.role in AREA_SCOPED_ROLES and prefix is not None:
         return Seen.SUBTREE, {"seen_prefix": starting_with(prefix)}
     return Seen.ALL, {}
 
@@ -514,6 +518,7 @@ def case_query(seen: Seen) -> Select[*tuple[Any, ...]]:
             *SUMMARY_COLUMNS,
             *DETAIL_COLUMNS,
             CaseRow.state["assignment"].label("assignment"),
+            *(CaseRow.state[field].label(field) for field in DESK_FIELDS),
         ).where(CaseRow.case_id == bindparam("case_id")),
         seen,
     )
@@ -574,6 +579,15 @@ async def get_case(
         assignment=Assignment.model_validate(assignment) if assignment else None,
         accept_deadline=row.accept_deadline,
         resolve_deadline=row.resolve_deadline,
+        desk=DeskPublic.model_validate(
+            {
+                "desk": row.desk,
+                "reasons": row.desk_reasons or [],
+                **{field: getattr(row, field) for field in DESK_FIELDS[2:]},
+            }
+        )
+        if row.desk
+        else None,
         reports=[
             ReportPublic.from_summary(ReportSummary.model_validate(body), unmasked=unmasked)
             for body in reports

@@ -39,8 +39,8 @@ ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
         "value": {"type": "progress", "note": "crew on site"},
     },
     "return": {
-        "summary": "退单: return with a reason",
-        "value": {"type": "return", "reason": "not in our remit"},
+        "summary": "退单: return with a reason; `not_ours` sends it back to the dispatch desk",
+        "value": {"type": "return", "reason": "not_ours: 属人社部门职责"},
     },
     "request_assistance": {
         "summary": "协办: ask another department to help",
@@ -89,6 +89,23 @@ ACTION_EXAMPLES: dict[str, dict[str, Any]] = {
     "reject_lead": {
         "summary": "线索不实: the community rejects a lead",
         "value": {"type": "reject_lead", "reason": "false alarm"},
+    },
+    "dispatch": {
+        "summary": "派单: a dispatcher decides the category (and department, area) at the desk",
+        "value": {
+            "type": "dispatch",
+            "category_code": "wage_arrears",
+            "lead_department": "510104.human_resources",
+            "note": "欠薪，转区人社局劳动监察",
+        },
+    },
+    "reclassify": {
+        "summary": "改派: a dispatcher changes an open case's category; it is re-routed",
+        "value": {
+            "type": "reclassify",
+            "category_code": "black_smelly_river",
+            "reason": "主要诉求是河水黑臭，不是噪音",
+        },
     },
 }
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from sqlalchemy import Select, select
 
-from api.db import CaseRow, minutes_between
+from api.db import CaseEventRow, CaseRow, minutes_between
 from api.deps import NowDep, PrincipalDep, ReaderDep, TopologyDep
 from api.errors import problems, refuse
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
@@ -22,8 +22,16 @@ from api.routes.cases import (
     seen_cases,
     values_of,
 )
-from api.schemas import AssessmentTable
-from handlers.assessment import CaseFigures, Grouping, assess
+from api.schemas import AssessmentTable, DeskTable
+from handlers.assessment import (
+    DESK_EVENT_TYPES,
+    CaseFigures,
+    DeskGrouping,
+    Grouping,
+    assess,
+    assess_desk,
+    desk_steps,
+)
 
 router = APIRouter(prefix="/v1/stats", tags=["assessment"], responses=problems(401, 422))
 
@@ -96,3 +104,54 @@ async def stats(
     values = values_of(wanted, seen_values)
     figures = [CaseFigures(*row) async for rows in read.scan(query, values) for row in rows]
     return AssessmentTable(by=by, since=since, until=until, rows=assess(figures))
+
+
+@functools.lru_cache(maxsize=16)
+def desk_query(seen: Seen, conditions: tuple[str, ...]) -> Select[*tuple[Any, ...]]:
+    """The case events the desk's figures read, of the seen cases that meet the conditions,
+    each case's in order."""
+    query = (
+        select(CaseEventRow.case_id, CaseEventRow.type, CaseEventRow.occurred_at, CaseEventRow.body)
+        .join(CaseRow, CaseRow.case_id == CaseEventRow.case_id)
+        .where(CaseEventRow.type.in_(DESK_EVENT_TYPES))
+        .order_by(CaseEventRow.case_id, CaseEventRow.version)
+    )
+    return narrowed(seen_cases(query, seen), conditions)
+
+
+@router.get(
+    "/desk",
+    response_model=DeskTable,
+    responses=problems(403),
+)
+async def desk_stats(
+    read: ReaderDep,
+    principal: PrincipalDep,
+    topology: TopologyDep,
+    now: NowDep,
+    by: DeskGrouping = DeskGrouping.CATEGORY,
+    since: Annotated[
+        Moment | None, Query(description="cases opened at or after; default: 30 days ago")
+    ] = None,
+    until: Annotated[Moment | None, Query(description="cases opened before; default: now")] = None,
+) -> DeskTable:
+    """The 12345 dispatch desk (派单考核): how cases were dispatched — on the sender's category,
+    by the classifier, by hand — re-dispatched, returned as not the department's matter, and how
+    fast the desk dispatched; over the cases the caller may see, grouped as asked."""
+    until = until or now
+    since = since or until - timedelta(days=30)
+    if since >= until:
+        raise refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
+        )
+    seen, seen_values = seen_by(principal, topology.city)
+    wanted: Conditions = {
+        "opened_since": {"opened_since": since},
+        "opened_until": {"opened_until": until},
+    }
+    query = desk_query(seen, tuple(wanted))
+    values = values_of(wanted, seen_values)
+    events = [
+        (row[0], row[1], row[2], row[3]) async for rows in read.scan(query, values) for row in rows
+    ]
+    return DeskTable(by=by, since=since, until=until, rows=assess_desk(desk_steps(events), by))

@@ -102,7 +102,7 @@ async def ceiling(settings: Settings, topology: Topology, records: list[StreamRe
     producer = async_producer(settings, linger_ms=5, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
-    model = DecisionModel(topology)
+    model = DecisionModel.like_the_worker(topology)
     sources = names.sources
     seen = 0
     started: float | None = None

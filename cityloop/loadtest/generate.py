@@ -5,6 +5,7 @@ with the ground truth (which real incident each event reports) kept apart from t
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from cityloop.contracts import EVENT_TYPES, AreaLevel, Source
+from cityloop.corpus import shipped_examples
 from cityloop.loadtest.streamfile import StreamRecord, event_bytes
 from topology import Topology
 from topology.geo import distance_m
@@ -324,11 +326,21 @@ class ScenarioGenerator:
         name = self.random.choice(SURNAMES) + "".join(self.random.choices(GIVEN, k=2))
         return name, f"1{self.random.randint(3, 9)}{self.random.randint(0, 999_999_999):09d}"
 
+    def _citizen_words(self, incident: Incident) -> tuple[str, str]:
+        """What a caller says about the incident: a message of its category from the corpus's
+        held-out part (text the classifier never trained on), or, for a category the corpus
+        lacks, a plain sentence with the category's name."""
+        said = citizen_words().get(incident.category)
+        if said:
+            return self.random.choice(said)
+        spec = self.topology.category(incident.category)
+        name = spec.name if spec else incident.category
+        return f"反映{name}", f"{incident.place.name}附近有{name}的情况，请尽快处理"
+
     def hotline_call(
         self, at_s: float, incident: Incident, title: str | None = None, text: str | None = None
     ) -> None:
-        spec = self.topology.category(incident.category)
-        word = spec.keywords[0] if spec and spec.keywords else incident.category
+        said_title, said_text = (title, text) if title and text else self._citizen_words(incident)
         name, phone = self._caller()
         when = self._local(at_s).isoformat(timespec="seconds")
         number = self._next("hotline")
@@ -336,8 +348,8 @@ class ScenarioGenerator:
             "order_id": f"WO-{self.tag}-{number:07d}",
             "received_at": when,
             "channel": self.random.choice(("phone", "phone", "phone", "app", "wechat")),
-            "title": title or f"{word}问题",
-            "text": text or f"{incident.place.name}附近{word}，请尽快处理",
+            "title": said_title[:200] or "反映问题",
+            "text": said_text,
             "caller_name": name,
             "caller_phone": phone,
             "urgency": "urgent" if incident.scenario != "background" else "normal",
@@ -598,6 +610,15 @@ class ScenarioGenerator:
             timeline.append((at_s, ingredient))
         timeline.sort(key=lambda item: item[0])
         return timeline
+
+
+@functools.lru_cache(maxsize=1)
+def citizen_words() -> dict[str, list[tuple[str, str]]]:
+    """The corpus's held-out messages by category: (title, text)."""
+    words: dict[str, list[tuple[str, str]]] = {}
+    for example in shipped_examples(held_out=True):
+        words.setdefault(example.category, []).append((example.title, example.text))
+    return words
 
 
 def generate(topology: Topology, config: ScenarioConfig) -> GeneratedStream:

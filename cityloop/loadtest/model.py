@@ -11,7 +11,9 @@ from datetime import datetime
 from cityloop.contracts import CaseEvent, DeadLetterReason, Incident, Mode, Origin, Source
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
+from handlers.classifier import TextClassifier, default_model_path
 from handlers.intake import Accepted, take_in
+from handlers.triage import ClassifierGuesser, Guesser
 from topology import Topology, UnroutableError
 
 
@@ -20,8 +22,15 @@ class DecisionModel:
     """The case partitions' decisions in one process, over the worker's own case book."""
 
     topology: Topology
+    guesser: Guesser | None = None
+    """The hotline classifier; None sends every order without a category to the desk."""
     book: CaseBook = field(default_factory=CaseBook)
     modes: Mapping[str, Mode] = field(default_factory=dict)
+
+    @classmethod
+    def like_the_worker(cls, topology: Topology) -> DecisionModel:
+        """With the classifier a worker loads by default (the shipped model)."""
+        return cls(topology, ClassifierGuesser(TextClassifier.load(default_model_path())))
 
     def decide(self, incident: Incident, key: str, now: datetime) -> tuple[CaseEvent, ...]:
         """What one incident does to the cases; raises UnroutableError as the agent would."""
@@ -43,7 +52,7 @@ def run_record(
     now: datetime,
 ) -> Outcome:
     """One source record through intake and the case decision, in one step."""
-    result = take_in(value, model.topology, now, source, origin)
+    result = take_in(value, model.topology, now, source, origin, model.guesser)
     if not isinstance(result, Accepted):
         return Outcome(dead_letter=result.dead_letter.reason)
     incident = result.incident

@@ -24,7 +24,7 @@ def test_metrics_count_ingest_cases_and_dead_letters(system: RunningSystem) -> N
     assert accepted.status_code == 202
     refused = httpx.post(
         f"{system.api_url}/v1/events/grid",
-        json=cloudevent(Source.GRID, category_code="ufo"),
+        json=cloudevent(Source.GRID, grid_id="510199001001001"),
         headers=publisher,
     )
     assert refused.status_code == 422
@@ -41,7 +41,7 @@ def test_metrics_count_ingest_cases_and_dead_letters(system: RunningSystem) -> N
     body = wait_for(scraped, timeout_s=30)
     assert body, httpx.get(f"{system.api_url}/metrics").text
     assert 'cityloop_events_in_total{source="grid"} 1.0' in body
-    assert 'cityloop_events_refused_total{reason="unknown_category",source="grid"} 1.0' in body
+    assert 'cityloop_events_refused_total{reason="unknown_area",source="grid"} 1.0' in body
 
 
 def test_readiness_follows_the_broker_and_ingest_never_pretends(tmp_path: Path) -> None:

@@ -108,8 +108,17 @@ def test_invalid_payload_names_the_field(model: Any, document: dict[str, Any], f
 
 
 def test_hotline_needs_a_place() -> None:
-    with pytest.raises(ValidationError, match="area_code or a location"):
-        HotlineWorkOrder.model_validate({k: v for k, v in HOTLINE.items() if k != "area_code"})
+    unplaced = {k: v for k, v in HOTLINE.items() if k not in ("area_code", "address")}
+    with pytest.raises(ValidationError, match="an area_code, a location or an address"):
+        HotlineWorkOrder.model_validate(unplaced)
+    # an address alone will do: the worker reads the place from its words
+    assert HotlineWorkOrder.model_validate({**unplaced, "address": "锦江区红星路"}).area_code is None
+
+
+def test_a_long_complaint_is_taken_whole() -> None:
+    long_text = "河水又黑又臭，" * 2000  # 14,000 characters: a real letter can run this long
+    order = HotlineWorkOrder.model_validate({**HOTLINE, "text": long_text})
+    assert order.text == long_text
 
 
 def test_cloudevent_envelope_and_idempotency_key() -> None:

@@ -134,7 +134,7 @@ def test_grid_patrols_keep_working_hours_and_the_hotline_sleeps_at_night() -> No
 
 def test_dedup_over_the_generated_stream_finds_each_scenario_incident_in_one_case() -> None:
     generated = stream()
-    model = DecisionModel(chengdu())
+    model = DecisionModel.like_the_worker(chengdu())
     events = []
     for record in generated.records:
         assert record.value is not None

@@ -197,7 +197,7 @@ def crash_free(
 ) -> tuple[dict[str, str], list[tuple[str, str | None]]]:
     """What the pure handlers make of the burst in one process: key → case, and the case events
     written (type, caused by which key)."""
-    model = DecisionModel(topology)
+    model = DecisionModel.like_the_worker(topology)
     case_of: dict[str, str] = {}
     written: list[tuple[str, str | None]] = []
     now = datetime.now(UTC)
