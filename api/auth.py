@@ -23,6 +23,8 @@ ALGORITHM = "HS256"
 ISSUER = "cityloop"
 LOGIN_ISSUER = "cityloop:login"
 """The issuer of login tickets: `read_token` wants ISSUER, so a ticket is no bearer token."""
+SOURCES_CLAIM = "sources"
+"""A publisher's token names the CloudEvent `source` URIs it may publish (`Principal.sources`)."""
 SESSION_COOKIE = "cityloop_session"
 """The console's session cookie: a bearer token the browser keeps (HttpOnly, SameSite=Strict)."""
 
@@ -44,7 +46,7 @@ def mint_token(
 def _claims(
     principal: Principal, issuer: str, issued: datetime, ttl: timedelta
 ) -> dict[str, object]:
-    return {
+    claims: dict[str, object] = {
         "iss": issuer,
         "sub": principal.subject,
         "role": principal.role.value,
@@ -52,6 +54,23 @@ def _claims(
         "iat": int(issued.timestamp()),
         "exp": int((issued + ttl).timestamp()),
     }
+    if principal.sources:
+        claims[SOURCES_CLAIM] = list(principal.sources)
+    return claims
+
+
+def _numeric_date(value: object) -> int:
+    """A JWT NumericDate (RFC 7519: a JSON number of seconds); text such as "1764000000" is no
+    number, and a token that carries it is not one we minted."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidToken(f"exp is not a number: {value!r}")
+    return int(value)  # NaN and infinity raise ValueError and OverflowError
+
+
+def _sources(value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise InvalidToken(f"the {SOURCES_CLAIM} claim is not a list of source URIs")
+    return tuple(value)
 
 
 def read_token(secret: str, token: str, now: float) -> tuple[Principal, int]:
@@ -72,11 +91,14 @@ def _read(
             issuer=issuer,
             options={"require": ["exp", "sub", "iss"], "verify_exp": False},
         )
-        expires = int(claims["exp"])
+        expires = _numeric_date(claims["exp"])
         principal = Principal(
-            subject=claims["sub"], role=Role(claims["role"]), scope=claims.get("scope", "")
+            subject=claims["sub"],
+            role=Role(claims["role"]),
+            scope=claims.get("scope", ""),
+            sources=_sources(claims.get(SOURCES_CLAIM, [])),
         )
-    except (jwt.PyJWTError, KeyError, ValueError, TypeError) as exc:
+    except (jwt.PyJWTError, KeyError, ValueError, TypeError, OverflowError) as exc:
         raise InvalidToken(str(exc)) from exc
     if expires <= now:
         raise InvalidToken("the token has expired")

@@ -51,7 +51,7 @@ def refuse_with(
 
 
 def forbidden(denied: Denied) -> HTTPException:
-    return refuse(status.HTTP_403_FORBIDDEN, "forbidden", denied.reason)
+    return refuse(status.HTTP_403_FORBIDDEN, denied.code, denied.reason)
 
 
 PROBLEM_MODELS: tuple[type[BaseModel], ...] = (ProblemResponse, BatchProblemResponse)

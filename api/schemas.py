@@ -407,7 +407,8 @@ class BatchProblem(Problem):
     )
 
     items: list[BatchItemProblem] = Field(
-        default_factory=list, description="for `invalid_items`: each item refused"
+        default_factory=list,
+        description="for `invalid_items` and `source_not_allowed`: each item refused",
     )
 
 

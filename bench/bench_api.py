@@ -33,7 +33,8 @@ import aiohttp
 
 from api.auth import mint_token
 from cityloop.broker import EmbeddedBroker, free_port
-from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.contracts import Source
+from cityloop.loadtest.generate import EVENT_SOURCES, ScenarioConfig, generate
 from cityloop.settings import Settings
 from handlers.access import Principal, Role
 from streams.clients import async_producer
@@ -42,8 +43,8 @@ from topology import load_topology
 SECRET = "bench-" + "s" * 40
 
 
-def token(role: Role, scope: str) -> dict[str, str]:
-    principal = Principal(subject="bench", role=role, scope=scope)
+def token(role: Role, scope: str, sources: tuple[str, ...] = ()) -> dict[str, str]:
+    principal = Principal(subject="bench", role=role, scope=scope, sources=sources)
     return {"Authorization": f"Bearer {mint_token(SECRET, principal, timedelta(hours=2))}"}
 
 
@@ -101,7 +102,7 @@ async def run(
         by_source.setdefault(record.source.value, []).append(record.value or b"")
     source, bodies = max(by_source.items(), key=lambda item: len(item[1]))
     single, batched = bodies[: events // 2], bodies[events // 2 : events]
-    publisher = token(Role.PUBLISHER, source)
+    publisher = token(Role.PUBLISHER, source, (EVENT_SOURCES[Source(source)],))
     officer = token(Role.DUTY_OFFICER, topology.city)
 
     with tempfile.TemporaryDirectory() as tmp, EmbeddedBroker(port=free_port()) as broker:

@@ -154,23 +154,32 @@ def token(
     scope: Annotated[
         str,
         typer.Option(
-            help="publisher: its source; department: its id; duty officer, dispatcher: area"
+            help="publisher: its kind of source (hotline, iot, grid, duty); department: its id; "
+            "duty officer, dispatcher: its area code (the whole city's too: 510100); "
+            "auditor: none"
         ),
     ] = "",
+    source: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--source",
+            help="publisher: a CloudEvent source URI it may publish (/12345/chengdu); "
+            "once per source, at least one",
+        ),
+    ] = None,
     subject: Annotated[str | None, typer.Option(help="who holds it (default: role:scope)")] = None,
     ttl_hours: Annotated[float, typer.Option(help="hours until it expires")] = 8.0,
 ) -> None:
-    """Mint an API bearer token, signed with CITYLOOP_JWT_SECRET."""
+    """Mint an API bearer token, signed with CITYLOOP_JWT_SECRET (unset: the secret `cityloop
+    up` keeps for its session in the data directory)."""
     from datetime import timedelta
 
     from api.auth import mint_token
-    from handlers.access import Principal, Role
+    from cityloop.session_secret import signing_secret
+    from handlers.access import principal_to_mint
 
-    settings = get_settings()
-    principal = Principal(subject=subject or f"{role}:{scope}", role=Role(role), scope=scope)
-    secret = settings.jwt_secret.get_secret_value()
-    if not secret:
-        raise CityloopError("set CITYLOOP_JWT_SECRET to the API's secret")
+    principal = principal_to_mint(role, scope, source or (), subject)
+    secret, _ = signing_secret(get_settings())
     typer.echo(mint_token(secret, principal, timedelta(hours=ttl_hours)))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from sqlalchemy.engine import make_url
 
 from cityloop.broker import EmbeddedBroker
 from cityloop.errors import CityloopError
+from cityloop.session_secret import new_session_secret, write_session_secret
 from cityloop.settings import Settings
 
 if TYPE_CHECKING:
@@ -34,11 +34,12 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
         # the API needs a signing secret; without one configured, this session makes its own
-        self.jwt_secret = settings.jwt_secret.get_secret_value() or secrets.token_urlsafe(32)
+        self.jwt_secret = settings.jwt_secret.get_secret_value() or new_session_secret()
 
     def start_all(self, ready_timeout_s: float = 60.0) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        self._keep_secret()
         if self.settings.embedded_broker:
             self.broker = EmbeddedBroker(
                 self.settings.broker_host,
@@ -58,6 +59,21 @@ class Supervisor:
                 start_new_session=True,
             )
         self._wait_ready(ready_timeout_s, logs)
+
+    def _keep_secret(self) -> None:
+        """Say what signs this session's tokens; a secret made for it goes to the data
+        directory's secret file (0600), where `cityloop token` finds it."""
+        if self.settings.jwt_secret.get_secret_value():
+            self.console.print(
+                "API tokens are signed with CITYLOOP_JWT_SECRET; mint more with `cityloop token`"
+            )
+            return
+        path = write_session_secret(self.settings, self.jwt_secret)
+        self.console.print(
+            f"API tokens are signed with this session's secret, kept in {path} (0600); "
+            "with the same CITYLOOP_DATA_DIR, `cityloop token --role ROLE --scope SCOPE` mints "
+            "more for it"
+        )
 
     def _reset_default_database(self) -> None:
         """The embedded broker forgets everything on restart; a read model left from an earlier

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,15 +61,33 @@ def postgres_url() -> str:
 TEST_SECRET = "test-secret-" + uuid.uuid4().hex
 
 
-def bearer(role: str = "duty_officer", scope: str = "510100") -> dict[str, str]:
+TEST_EVENT_SOURCES: dict[str, tuple[str, ...]] = {
+    "hotline": ("/test/hotline", "/12345/chengdu", "/corpus", "/cityloop/open311"),
+    "iot": ("/test/iot", "/cim/iot", "/corpus"),
+    "grid": ("/test/grid", "/grid/app", "/corpus"),
+    "duty": ("/test/duty", "/duty/chengdu", "/corpus"),
+}
+"""The CloudEvent sources a test publisher of each kind names in its token, unless a test
+names others: those the suite's events carry (`cloudevent`'s, the load generator's, the bad
+inputs' and the Open311 facade's)."""
+
+
+def bearer(
+    role: str = "duty_officer", scope: str = "510100", sources: Sequence[str] | None = None
+) -> dict[str, str]:
     """Authorization headers for a token of this role and scope (the city's duty officer by
-    default: sees every case of the tiny topology)."""
+    default: sees every case of the tiny topology); a publisher's names `sources`, by default
+    the suite's sources of its kind (TEST_EVENT_SOURCES)."""
     from datetime import timedelta
 
     from api.auth import mint_token
     from handlers.access import Principal, Role
 
-    principal = Principal(subject=f"test-{role}", role=Role(role), scope=scope)
+    if sources is None:
+        sources = TEST_EVENT_SOURCES.get(scope, ()) if role == "publisher" else ()
+    principal = Principal(
+        subject=f"test-{role}", role=Role(role), scope=scope, sources=tuple(sources)
+    )
     return {"Authorization": f"Bearer {mint_token(TEST_SECRET, principal, timedelta(hours=1))}"}
 
 

@@ -33,7 +33,13 @@ from cityloop.contracts import (
     Source,
 )
 from cityloop.settings import Settings
-from handlers.access import Denied, Principal, check_may_publish
+from handlers.access import (
+    SOURCE_NOT_ALLOWED,
+    Denied,
+    Principal,
+    check_may_publish,
+    check_may_publish_as,
+)
 from handlers.intake import Accepted, take_in
 from streams.topics import topics_for
 from topology import Topology
@@ -86,11 +92,37 @@ def _source(name: str) -> Source:
 
 
 def may_publish(principal: Principal, source: Source) -> None:
-    """403 unless the token is a publisher of this source."""
+    """403 unless the token is a publisher of this kind of source that names the source URIs
+    it publishes."""
     try:
         check_may_publish(principal, source)
     except Denied as denied:
         raise forbidden(denied) from None
+
+
+def may_publish_as(principal: Principal, event_source: str) -> None:
+    """403 `source_not_allowed` unless the token names this CloudEvent source."""
+    try:
+        check_may_publish_as(principal, event_source)
+    except Denied as denied:
+        raise forbidden(denied) from None
+
+
+def declared_source(event: object) -> str | None:
+    """The CloudEvent `source` an event (a parsed JSON value) names, if it names one as text:
+    the token is checked against it before the event is validated, so a publisher learns
+    nothing of events it may not send."""
+    source = event.get("source") if isinstance(event, dict) else None
+    return source if isinstance(source, str) else None
+
+
+def source_of_body(raw: bytes) -> str | None:
+    """`declared_source` of a body, if the body is a JSON object; None if it cannot be read
+    (intake then says why)."""
+    try:
+        return declared_source(json.loads(raw))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return None
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -199,10 +231,14 @@ async def post_event(
     expected = _source(source)
     may_publish(principal, expected)
     raw = await read_body(request, settings.max_event_bytes)
+    named = source_of_body(raw)
+    if named is not None:
+        may_publish_as(principal, named)
     metrics: Metrics = request.app.state.metrics
     admitted = admit(raw, expected, topology, metrics, now)
     if isinstance(admitted, DeadLetter):
         raise refusal(admitted)
+    may_publish_as(principal, admitted.event_source)
     (accepted,) = await publish(producer, settings, expected, [(admitted, raw)], metrics)
     return accepted
 
@@ -240,6 +276,21 @@ BATCH_BODY = {
 }
 
 
+def publish_as_denials(principal: Principal, items: Sequence[Any]) -> list[Denied | None]:
+    """For each item of a batch, why the token may not publish the source it names (None if it
+    may, or if it names none: intake refuses those)."""
+    denials: list[Denied | None] = []
+    for item in items:
+        named = declared_source(item)
+        try:
+            if named is not None:
+                check_may_publish_as(principal, named)
+            denials.append(None)
+        except Denied as denied:
+            denials.append(denied)
+    return denials
+
+
 def _batch_items(raw: bytes) -> list[Any]:
     try:
         document = json.loads(raw.decode("utf-8"))
@@ -274,8 +325,8 @@ def _batch_items(raw: bytes) -> list[Any]:
     response_model=BatchAccepted,
     summary="Post a batch of CloudEvents of one source (all or nothing)",
     responses={
-        **problems(400, 403, 404, 413, 503),
-        **problems(422, model=BatchProblemResponse),
+        **problems(400, 404, 413, 503),
+        **problems(403, 422, model=BatchProblemResponse),
     },
     openapi_extra=BATCH_BODY,
 )
@@ -303,7 +354,23 @@ async def post_batch(
     metrics: Metrics = request.app.state.metrics
     admitted: list[tuple[Incident, bytes]] = []
     problems: list[BatchItemProblem] = []
-    for index, item in enumerate(_batch_items(raw)):
+    items = _batch_items(raw)
+    not_allowed = [
+        BatchItemProblem(index=index, reason=SOURCE_NOT_ALLOWED, message=denied.reason)
+        for index, denied in enumerate(publish_as_denials(principal, items))
+        if denied is not None
+    ]
+    if not_allowed:
+        raise refuse_with(
+            status.HTTP_403_FORBIDDEN,
+            BatchProblem(
+                reason=SOURCE_NOT_ALLOWED,
+                message=f"{len(not_allowed)} of {len(items)} events name a source this "
+                "token may not publish; none was published",
+                items=not_allowed,
+            ),
+        )
+    for index, item in enumerate(items):
         # re-encoded compactly: the bytes published are those validated
         item_raw = json.dumps(item, ensure_ascii=False, separators=(",", ":")).encode()
         if len(item_raw) > settings.max_event_bytes:

@@ -24,7 +24,7 @@ from api.metrics import Metrics
 from api.params import MAX_CODE_LENGTH, PRINTABLE, Moment
 from api.reading import entities
 from api.routes.cases import case_in_scope, visible_cases
-from api.routes.events import admit, may_publish, publish, refusal
+from api.routes.events import admit, may_publish, may_publish_as, publish, refusal
 from api.schemas import (
     OPEN311_REQUEST_ID_EXAMPLE,
     Open311Error,
@@ -34,7 +34,7 @@ from api.schemas import (
     example_of,
 )
 from cityloop.contracts import EVENT_TYPES, DeadLetter, ReportSummary, Source
-from handlers.access import Role
+from handlers.access import Principal, Role
 from handlers.case import CaseStatus
 from topology import CategorySpec, Topology
 
@@ -70,6 +70,13 @@ CONTRACT_FIELDS = {
     "data.location.lon": "long",
 }
 """The hotline contract's field names, as the Open311 client knows them."""
+
+
+def may_open311(principal: Principal) -> None:
+    """403 unless the token is a hotline publisher that names the facade's own source
+    (`/cityloop/open311`): the requests posted here are that source's events."""
+    may_publish(principal, Source.HOTLINE)
+    may_publish_as(principal, OPEN311_EVENT_SOURCE)
 
 
 def open311_error(
@@ -132,7 +139,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         description="bad input: a field, the form, or a service that does not exist",
     ),
     401: {"model": list[Open311Error], "description": "no bearer token, or a bad one"},
-    403: {"model": list[Open311Error], "description": "not a hotline publisher"},
+    403: {
+        "model": list[Open311Error],
+        "description": "not a hotline publisher whose token names the source /cityloop/open311",
+    },
     "4XX": {"model": list[Open311Error], "description": "every refusal has this body"},
 }
 """Open311's refusals: a list of {code, description}, never FastAPI's 422."""
@@ -305,14 +315,15 @@ async def create_request(
     ] = None,
     media_url: Annotated[str | None, Form(examples=["https://example.org/pothole.jpg"])] = None,
 ) -> list[Open311RequestCreated]:
-    """Form-encoded, as Open311 posts it; needs a token of a hotline publisher. The request
+    """Form-encoded, as Open311 posts it; needs a token of a hotline publisher that names the
+    source `/cityloop/open311` (`--source /cityloop/open311`). The request
     becomes a hotline CloudEvent (source `/cityloop/open311`, id `O311-…`) that goes through the
     same intake as `POST /v1/events/hotline` and is published to the hotline topic; 200 once
     the broker acked it. Place it by `lat`+`long` or by `address_id` (an area code);
     `address_string` is kept as the address text. The name and phone become the caller's
     personal data (masked for all but duty officers); `email` and `attribute[…]` have no place
     in a work order and are not kept (every service has metadata=false)."""
-    may_publish(principal, Source.HOTLINE)
+    may_open311(principal)
     service = topology.category(service_code)
     if service is None:
         raise _bad_request(f"service_code: no service {service_code!r}; see services.json")
@@ -432,10 +443,11 @@ async def get_request(
     joined. No personal data and no free text (a citizen's words may name people).
 
     The API keeps no copy of what it published: a request is 404 until the worker has put it
-    on a case. Hotline publishers see every request posted here; departments and duty officers
-    (and auditors) only those whose case they may see — any other is 404."""
+    on a case. Hotline publishers whose token names `/cityloop/open311` see every request
+    posted here; departments and duty officers (and auditors) only those whose case they may
+    see — any other is 404."""
     if principal.role is Role.PUBLISHER:
-        may_publish(principal, Source.HOTLINE)
+        may_open311(principal)
     key = f"{OPEN311_EVENT_SOURCE}|{service_request_id}"
     found = await read(functools.partial(request_on_case, key=key))
     if found is None:
@@ -539,13 +551,13 @@ async def search_requests(
     and a range of `requested_datetime` (`start_date`…`end_date`, both included, at most 90
     days; by default the last 90 days) narrow the search.
 
-    Who sees what is as for one request: hotline publishers every request posted here;
-    departments, duty officers and auditors only those whose case they may see — the others
-    are simply not in the answer. A request appears once the worker has put it on a case; a
-    request whose case was merged appears with the case it joined, once that case has taken
-    the merged case's reports in."""
+    Who sees what is as for one request: hotline publishers of `/cityloop/open311` every
+    request posted here; departments, duty officers and auditors only those whose case they
+    may see — the others are simply not in the answer. A request appears once the worker has
+    put it on a case; a request whose case was merged appears with the case it joined, once
+    that case has taken the merged case's reports in."""
     if principal.role is Role.PUBLISHER:
-        may_publish(principal, Source.HOTLINE)
+        may_open311(principal)
     prefix = f"{OPEN311_EVENT_SOURCE}|"
     query = (
         select(ReportRow, CaseRow)

@@ -78,7 +78,7 @@ def test_one_bad_item_refuses_the_batch_naming_it_and_publishes_nothing(
 ) -> None:
     good = [cloudevent(Source.HOTLINE), cloudevent(Source.HOTLINE)]
     bad = cloudevent(Source.HOTLINE, caller_phone="call me maybe")
-    wrong_type = cloudevent(Source.IOT)
+    wrong_type = {**cloudevent(Source.IOT), "source": "/test/hotline"}  # a source it may send
     batch = [good[0], bad, good[1], wrong_type]
     response = post_batch(system, batch, bearer("publisher", "hotline"))
 

@@ -277,6 +277,8 @@ def test_search_by_id_service_status_and_date_within_the_callers_scope(
         ({"start_date": "9999-12-31T00:00:00Z"}, None, 200, ""),  # its 90 days end with time
         ({}, {}, 401, ""),
         ({}, bearer("publisher", "iot"), 403, ""),
+        ({}, bearer("publisher", "hotline", ["/12345/chengdu"]), 403, "source_not_allowed"),
+        ({}, bearer("publisher", "hotline", []), 403, "no_source_claim"),
     ],
 )
 def test_search_refusals_are_in_open311_format(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import jwt
 import pytest
 
 from api.auth import InvalidToken, VerifiedTokens, mint_token
@@ -72,3 +73,56 @@ def test_it_remembers_at_most_its_capacity() -> None:
         "desk-8",
         "desk-9",
     ]
+
+
+PUBLISHER = Principal(
+    subject="12345",
+    role=Role.PUBLISHER,
+    scope="hotline",
+    sources=("/12345/chengdu", "/cityloop/open311"),
+)
+
+
+def test_a_publishers_token_carries_the_sources_it_may_publish() -> None:
+    token = mint_token(SECRET, PUBLISHER, timedelta(hours=1))
+    claims = jwt.decode(token, SECRET, algorithms=["HS256"], issuer="cityloop")
+    assert claims["sources"] == ["/12345/chengdu", "/cityloop/open311"]
+    assert VerifiedTokens(SECRET).principal(token) == PUBLISHER
+    officer = jwt.decode(
+        mint_token(SECRET, OFFICER, timedelta(hours=1)), SECRET, algorithms=["HS256"]
+    )
+    assert "sources" not in officer
+
+
+def forged(**claims: object) -> str:
+    """A token signed with our secret whose claims are not what `mint_token` writes."""
+    return jwt.encode(
+        {"iss": "cityloop", "sub": "x", "role": "duty_officer", "scope": "510104", **claims},
+        SECRET,
+        algorithm="HS256",
+    )
+
+
+@pytest.mark.parametrize(
+    "claims",
+    [
+        {"exp": "9999999999"},  # a number written as text is no NumericDate
+        {"exp": True},
+        {"exp": None},
+        {"exp": [9999999999]},
+        {"exp": 1e400},  # infinity, as JSON reads it
+        {"exp": 9999999999, "sources": "/12345/chengdu"},  # a claim that is not a list
+        {"exp": 9999999999, "role": "publisher", "scope": "hotline", "sources": [1]},
+        {"exp": 9999999999, "sources": ["/12345/chengdu"]},  # sources on a duty officer's
+        {"exp": 9999999999, "role": "bogus"},
+    ],
+)
+def test_a_token_with_malformed_claims_is_refused(claims: dict[str, object]) -> None:
+    with pytest.raises(InvalidToken):
+        VerifiedTokens(SECRET).principal(forged(**claims))
+
+
+def test_a_numeric_exp_may_have_a_fraction() -> None:
+    assert VerifiedTokens(SECRET).principal(forged(exp=9999999999.5)) == OFFICER.model_copy(
+        update={"subject": "x"}
+    )
