@@ -20,6 +20,7 @@ console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must cop
 log = logging.getLogger(__name__)
 
 from cityloop.cli_classifier import app as classifier_app  # noqa: E402
+from cityloop.cli_classify import classify  # noqa: E402
 from cityloop.cli_dlq import app as dlq_app  # noqa: E402
 from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
 from cityloop.cli_projection import app as projection_app  # noqa: E402
@@ -29,6 +30,7 @@ app.add_typer(topology_app, name="topology")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(projection_app, name="projection")
 app.add_typer(classifier_app, name="classifier")
+app.command()(classify)
 register_loadtest(app)
 
 
