@@ -165,6 +165,9 @@ class CaseEventRow(Base):
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor: Mapped[str] = mapped_column(String(120))
     body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # its place in the decision that wrote it ("i/n", streams/decisions.py): a restart on an
+    # empty broker puts the events back on the topic as they were (api/restore.py)
+    decision: Mapped[str | None] = mapped_column(String(24))
 
     __table_args__ = (
         UniqueConstraint("case_id", "version", name="uq_case_version"),

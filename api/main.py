@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI
 from pydantic import BaseModel
 
+from api.access import AccessLog
 from api.auth import VerifiedTokens
 from api.console import install_console
 from api.console.docs import install_docs
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> F
         settings.jwt_secret.get_secret_value(), clock=lambda: clock().timestamp()
     )
     app.state.metrics = Metrics()
+    app.add_middleware(AccessLog)
     install_refusals(app)
     app.include_router(events.router)
     app.include_router(cases.router)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any, TypeVar
 
@@ -38,7 +38,7 @@ from cityloop.settings import Settings
 from handlers.access import district_code
 from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
 from streams.clients import async_consumer
-from streams.decisions import DecisionAssembler, whole_decisions
+from streams.decisions import DecisionAssembler, decision_part, whole_decisions
 from streams.history import read_records
 from streams.topics import topics_for
 
@@ -109,9 +109,13 @@ class StateCache:
 
 
 async def project(
-    session: AsyncSession, events: Sequence[CaseEvent], cache: StateCache | None = None
+    session: AsyncSession,
+    events: Sequence[CaseEvent],
+    cache: StateCache | None = None,
+    decisions: Mapping[str, str] | None = None,
 ) -> int:
-    """Apply a batch of case events in one transaction; returns how many were new."""
+    """Apply a batch of case events in one transaction; returns how many were new.
+    `decisions`: each event's place in its decision ("i/n") by event id, kept with it."""
     case_ids = {event.case_id for event in events}
     rows = {
         row.case_id: row
@@ -177,6 +181,7 @@ async def project(
                 "occurred_at": event.occurred_at,
                 "actor": event.actor,
                 "body": event.model_dump(mode="json"),
+                "decision": decisions.get(event.event_id) if decisions else None,
             }
         )
         for department in departments_of(event):
@@ -236,10 +241,28 @@ def decode(values: Iterable[bytes | None], adapter: TypeAdapter[T]) -> list[T]:
 OUTCOME_ADAPTER = TypeAdapter(CommandOutcome)
 
 
+def case_events_of(records: Iterable[Any]) -> tuple[list[CaseEvent], dict[str, str]]:
+    """The case events of records of whole decisions, and each one's place in its decision
+    ("i/n", from the record's header) by event id, which the read model keeps."""
+    events: list[CaseEvent] = []
+    decisions: dict[str, str] = {}
+    for record in records:
+        try:
+            event = CASE_EVENT_ADAPTER.validate_json(record.value or b"")
+        except ValidationError as exc:
+            log.error("skipped a record that is not %s: %s", CASE_EVENT_ADAPTER, exc)
+            continue
+        events.append(event)
+        index, size = decision_part(record.headers)
+        decisions[event.event_id] = f"{index}/{size}"
+    return events, decisions
+
+
 async def project_or_skip(
     sessions: async_sessionmaker[AsyncSession],
     events: Sequence[CaseEvent],
     cache: StateCache | None = None,
+    decisions: Mapping[str, str] | None = None,
 ) -> tuple[int, int]:
     """Project a batch; if the database refuses it, project the events one by one and skip
     those it refuses, loudly — one bad record must not stop the read model for every case.
@@ -248,14 +271,14 @@ async def project_or_skip(
     skipped)."""
     try:
         async with sessions() as session:
-            return await project(session, events, cache), 0
+            return await project(session, events, cache, decisions), 0
     except DBAPIError as refused:
         log.error("the read model refused a batch (%s); projecting it event by event", refused)
     applied = skipped = 0
     for event in events:
         try:
             async with sessions() as session:
-                applied += await project(session, [event], cache)
+                applied += await project(session, [event], cache, decisions)
         except DBAPIError as refused:
             async with sessions() as session:  # down, not refusing? then this raises: retry
                 await session.execute(text("select 1"))
@@ -360,14 +383,8 @@ class Projector:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=200, max_records=500)
                     records = [record for batch in batches.values() for record in batch]
-                    events = decode(
-                        (
-                            r.value
-                            for r in assembler.take_all(
-                                r for r in records if r.topic == names.case_events
-                            )
-                        ),
-                        CASE_EVENT_ADAPTER,
+                    events, decisions = case_events_of(
+                        assembler.take_all(r for r in records if r.topic == names.case_events)
                     )
                     outcomes = decode(
                         (r.value for r in records if r.topic == names.command_outcomes),
@@ -380,7 +397,7 @@ class Projector:
                                 self.metrics.dead_letters.labels(reason=reason.decode()).inc()
                     if events:
                         applied, unstorable = await project_or_skip(
-                            self.sessions, events, self.states
+                            self.sessions, events, self.states, decisions
                         )
                         self.applied += applied
                         if self.metrics is not None and unstorable:
@@ -426,8 +443,8 @@ async def rebuild(settings: Settings, batch: int = 500) -> int:
         applied = 0
         cache = StateCache()
         while chunk := await asyncio.to_thread(lambda: list(islice(records, batch))):
-            events = decode((record.value for record in chunk), CASE_EVENT_ADAPTER)
-            applied += (await project_or_skip(sessions, events, cache))[0]
+            events, decisions = case_events_of(chunk)
+            applied += (await project_or_skip(sessions, events, cache, decisions))[0]
         return applied
     finally:
         await engine.dispose()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -66,14 +68,17 @@ class EmbeddedBroker:
         port: int = 9092,
         log_file: Path | None = None,
         own_session: bool = False,
+        child_setup: Callable[[], None] | None = None,
     ):
         """`own_session`: the broker leaves the terminal's process group, so that Ctrl-C reaches
         only whoever stops it (`cityloop up`, which stops the worker and the API first: with the
-        broker gone under it, the worker spent its 15 s of grace retrying it)."""
+        broker gone under it, the worker spent its 15 s of grace retrying it). `child_setup`:
+        run in the broker's process before exec (`cityloop.lifeline.child_setup`)."""
         self.host = host
         self.port = port
         self.log_file = log_file
         self.own_session = own_session
+        self.child_setup = child_setup
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,7 +104,12 @@ class EmbeddedBroker:
         ]
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self._process = subprocess.Popen(  # noqa: S603
-            command, stdout=output, stderr=output, start_new_session=self.own_session
+            command,
+            stdout=output,
+            stderr=output,
+            start_new_session=self.own_session,
+            preexec_fn=self.child_setup,
+            env={**os.environ, "NO_COLOR": "1"},  # its log is a file: no colour codes in it
         )
         try:
             wait_until_answers(self.bootstrap, timeout_s)

@@ -34,20 +34,17 @@ app.command()(classify)
 register_loadtest(app)
 
 
-def configure_logging(level: str = "WARNING") -> None:
-    """One logger setup: quiet Kafka client internals on the hot path."""
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.WARNING),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "asyncio"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def configure_logging(level: str = "WARNING", role: str = "cli") -> None:
+    """The one logger setup (cityloop.logs), in the format CITYLOOP_LOG_FORMAT names."""
+    from cityloop.logs import configure_logging as set_up_logging
+
+    set_up_logging(level, role, get_settings().log_format)
 
 
 @app.command()
 def broker() -> None:
     """Run the embedded Kafka-compatible broker (tansu, in memory) until Ctrl-C."""
-    configure_logging()
+    configure_logging(role="broker")
     settings = get_settings()
     with EmbeddedBroker(settings.broker_host, settings.broker_port) as running:
         console.print(
@@ -71,7 +68,10 @@ def worker(
     after_topic_loss: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Run the stream worker (Faust): intake, dedup, routing, case events."""
-    configure_logging(log_level)
+    from cityloop.lifeline import stop_with_supervisor
+
+    configure_logging(log_level, role="worker")
+    stop_with_supervisor()
     settings = get_settings()
     from streams.topic_watch import forget_committed_offsets, watch_for_topic_loss
     from streams.topics import ensure_topics
@@ -87,9 +87,15 @@ def worker(
         log.warning("worker restarted after the topic loss: created %d topics again", len(created))
     watch_for_topic_loss(settings, _restart_worker)
 
-    Worker(
-        faust_app, loglevel=log_level, quiet=True, redirect_stdouts=False
-    ).execute_from_commandline()
+    running = Worker(
+        faust_app,
+        loglevel=log_level,
+        quiet=True,
+        redirect_stdouts=False,
+        override_logging=False,  # configure_logging's format, not Faust's (nor its DEBUG root)
+    )
+    running.spinner = None  # it writes terminal control codes, into a log file under `up`
+    running.execute_from_commandline()
 
 
 def _restart_worker(lost_topics: list[str]) -> None:
@@ -110,7 +116,10 @@ def api(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Serve the HTTP API (and project case events into the read model)."""
-    configure_logging()
+    from cityloop.lifeline import stop_with_supervisor
+
+    configure_logging(role="api")
+    stop_with_supervisor()
     import uvicorn
 
     from api.main import create_app
@@ -123,6 +132,9 @@ def api(
         port=port or settings.api_port,
         http="httptools",
         log_level="warning",
+        log_config=None,  # uvicorn writes through configure_logging's handler
+        access_log=False,  # api/access.py writes the access log, with request ids
+        timeout_graceful_shutdown=5,  # live streams do not end by themselves
     )
 
 
@@ -188,38 +200,46 @@ def token(
 @app.command()
 def up(
     demo: Annotated[bool, typer.Option(help="publish the bundled sample stream")] = False,
+    fresh: Annotated[
+        bool,
+        typer.Option(help="empty the read model first, instead of keeping the earlier runs' cases"),
+    ] = False,
     exit_after_demo: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
-    """Start broker (unless external), worker and API together; Ctrl-C stops them all."""
+    """Start broker (unless external), worker and API together; Ctrl-C or SIGTERM stops them all
+    (a second signal kills them). On the embedded broker the cases of earlier runs are kept."""
     from cityloop.demo import publish_demo, wait_for_cases
-    from cityloop.supervisor import Supervisor
+    from cityloop.supervisor import StopRequested, Supervisor
 
-    configure_logging()
+    configure_logging(role="up")
     settings = get_settings()
     api_url = f"http://{settings.api_host}:{settings.api_port}"
     if port_open(settings.api_host, settings.api_port):
         raise CityloopError(f"port {settings.api_port} is taken; set CITYLOOP_API_PORT")
     supervisor = Supervisor(settings, console)
-    try:
-        supervisor.start_all()
-        officer = supervisor.city_duty_officer_token()
-        console.print(f"cityloop is up: API at [bold]{api_url}[/] (docs: {api_url}/docs)")
-        console.print(f"a city duty officer's token (8 h): {officer}")
-        console.print(f"  curl -H 'Authorization: Bearer {officer}' {api_url}/v1/cases")
-        if demo:
-            sent = publish_demo(settings)
-            console.print(f"demo: published {sent} events from all four sources")
-            count = wait_for_cases(api_url, officer, timeout_s=90)
-            console.print(f"demo: [bold]{count}[/] cases; look at them: {api_url}/v1/cases")
-        link = supervisor.city_duty_officer_login_link(api_url)
-        console.print(f"the console (一屏全观), signed in as that duty officer: {link}")
-        console.print("  (it signs in once, within 15 minutes; the token above signs in too)")
-        if exit_after_demo:
-            return
-        console.print("Ctrl-C stops everything")
-        supervisor.watch()
-    finally:
-        supervisor.stop_all()
+    with supervisor.stop_signals():
+        try:
+            supervisor.start_all(fresh=fresh)
+            officer = supervisor.city_duty_officer_token()
+            console.print(f"cityloop is up: API at [bold]{api_url}[/] (docs: {api_url}/docs)")
+            console.print(f"a city duty officer's token (8 h): {officer}")
+            console.print(f"  curl -H 'Authorization: Bearer {officer}' {api_url}/v1/cases")
+            if demo:
+                sent = publish_demo(settings)
+                console.print(f"demo: published {sent} events from all four sources")
+                count = wait_for_cases(api_url, officer, timeout_s=90)
+                console.print(f"demo: [bold]{count}[/] cases; look at them: {api_url}/v1/cases")
+            link = supervisor.city_duty_officer_login_link(api_url)
+            console.print(f"the console (一屏全观), signed in as that duty officer: {link}")
+            console.print("  (it signs in once, within 15 minutes; the token above signs in too)")
+            if exit_after_demo:
+                return
+            console.print("Ctrl-C stops everything")
+            supervisor.watch()
+        except StopRequested as stop:
+            console.print(f"{stop}: stopping")
+        finally:
+            supervisor.stop_all()
 
 
 def _wait_for_signal() -> None:

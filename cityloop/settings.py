@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -37,10 +37,12 @@ class Settings(BaseSettings):
     tick_interval_s: float = Field(default=5.0, gt=0, description="how often deadlines are checked")
 
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./var/cityloop.db",
-        description="SQLAlchemy async URL of the case read model",
+        default="",
+        description="SQLAlchemy async URL of the case read model; unset: cityloop.db in data_dir",
     )
-    data_dir: Path = Field(default=Path("var"), description="worker state and local files")
+    data_dir: Path = Field(
+        default=Path("var"), description="everything a run keeps: the default read model, logs"
+    )
     topology_file: Path | None = Field(default=None, description="unset: the bundled Chengdu file")
     classifier_model: Path | None = Field(
         default=None, description="the hotline text classifier; unset: the bundled model"
@@ -48,12 +50,25 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    worker_metrics_host: str = Field(
+        default="127.0.0.1", description="where the worker serves its Prometheus metrics"
+    )
+    worker_metrics_port: int = Field(default=9464, ge=0, le=65535, description="0: no metrics")
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="text lines, or one JSON object a line"
+    )
     max_event_bytes: int = Field(default=1_000_000, description="larger ingest bodies get 413")
     publish_timeout_s: float = Field(default=10.0, description="ingest waits this long for acks")
 
     jwt_secret: SecretStr = Field(
         default=SecretStr(""), description="HMAC secret for API tokens; empty disables auth"
     )
+
+    @model_validator(mode="after")
+    def _read_model_in_data_dir(self) -> Settings:
+        if not self.database_url:
+            self.database_url = default_database_url(self.data_dir)
+        return self
 
     @property
     def bootstrap_servers(self) -> str:
@@ -64,6 +79,12 @@ class Settings(BaseSettings):
     @property
     def embedded_broker(self) -> bool:
         return not self.kafka_bootstrap_servers
+
+
+def default_database_url(data_dir: Path) -> str:
+    """The read model when none is configured: a SQLite file in the data directory, so that two
+    instances with data directories of their own never share (or wipe) one."""
+    return f"sqlite+aiosqlite:///{data_dir / 'cityloop.db'}"
 
 
 @lru_cache

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
-from sqlalchemy.engine import make_url
 
 from cityloop.broker import EmbeddedBroker
-from cityloop.errors import CityloopError
+from cityloop.errors import CityloopError, ConfigurationError
+from cityloop.lifeline import child_environment, child_setup
 from cityloop.session_secret import new_session_secret, write_session_secret
 from cityloop.settings import Settings
 
 if TYPE_CHECKING:
     from handlers.access import Principal
 
-DEFAULT_DATABASE = Settings.model_fields["database_url"].default
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+GRACE_S = 15.0
+"""How long the API and the worker have to stop before they are killed."""
+BROKER_GRACE_S = 5.0
+
+
+class StopRequested(KeyboardInterrupt):
+    """A stop signal reached `up`: raised where it was, like Ctrl-C's KeyboardInterrupt."""
 
 
 class Supervisor:
@@ -33,30 +44,63 @@ class Supervisor:
         self.broker: EmbeddedBroker | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self._stopping = False
+        self._forced = False
         # the API needs a signing secret; without one configured, this session makes its own
         self.jwt_secret = settings.jwt_secret.get_secret_value() or new_session_secret()
 
-    def start_all(self, ready_timeout_s: float = 60.0) -> None:
+    @contextlib.contextmanager
+    def stop_signals(self) -> Iterator[None]:
+        """SIGINT, SIGTERM and SIGHUP stop everything, whatever `up` inherited (a script's
+        `cityloop up &` starts it with SIGINT ignored): the first raises StopRequested where `up`
+        is, so that it stops what it started; one during the stop kills what is left."""
+        previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, self._on_stop_signal)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+    def _on_stop_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:
+            self._forced = True
+            return
+        self._stopping = True
+        raise StopRequested(signal.Signals(signum).name)
+
+    def start_all(self, ready_timeout_s: float = 60.0, fresh: bool = False) -> None:
         logs = self.settings.data_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self._keep_secret()
+        if fresh and not self.settings.embedded_broker:
+            raise ConfigurationError(
+                "--fresh starts the embedded broker's cases afresh; an external Kafka keeps its "
+                "topics (empty the read model with `cityloop projection rebuild`)"
+            )
         if self.settings.embedded_broker:
             self.broker = EmbeddedBroker(
                 self.settings.broker_host,
                 self.settings.broker_port,
                 logs / "broker.log",
                 own_session=True,  # like the worker and the API: Ctrl-C is for `up` to handle
+                child_setup=child_setup(os.getpid()),
             ).start()
             self.console.print(f"embedded broker at {self.broker.bootstrap} (memory storage)")
-            self._reset_default_database()
+            self._restore(fresh)
         for role in ("worker", "api"):
             log_file = open(logs / f"{role}.log", "ab")  # noqa: SIM115 - the child owns it
             self.children[role] = subprocess.Popen(  # noqa: S603
                 [sys.executable, "-m", "cityloop", role],
-                env={**os.environ, "CITYLOOP_JWT_SECRET": self.jwt_secret},
+                env={
+                    **os.environ,
+                    "CITYLOOP_JWT_SECRET": self.jwt_secret,
+                    **child_environment(os.getpid()),
+                },
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=child_setup(os.getpid()),
             )
         self._wait_ready(ready_timeout_s, logs)
 
@@ -75,16 +119,30 @@ class Supervisor:
             "more for it"
         )
 
-    def _reset_default_database(self) -> None:
-        """The embedded broker forgets everything on restart; a read model left from an earlier
-        run would show cases nothing can act on, so the default SQLite file starts fresh."""
-        if self.settings.database_url != DEFAULT_DATABASE:
-            return
-        from api.db import remove_sqlite_file
+    def _restore(self, fresh: bool) -> None:
+        """The embedded broker starts empty: the read model's case events go back on it before
+        the worker starts, so that the worker's case book and the read model agree and old
+        cases take commands (api/restore.py); `fresh` empties the read model instead."""
+        from api.restore import empty_read_model, restore_case_events
+        from cityloop.logs import redacted_url
+        from streams.topics import ensure_topics
 
-        database = make_url(self.settings.database_url).database
-        if database and remove_sqlite_file(Path(database)):
-            self.console.print(f"fresh read model: removed {database} from an earlier run")
+        database = redacted_url(self.settings.database_url)
+        if fresh:
+            dropped = asyncio.run(empty_read_model(self.settings))
+            self.console.print(
+                f"fresh start: emptied the read model at {database} ({dropped} case events)"
+            )
+            return
+        ensure_topics(self.settings)
+        started = time.monotonic()
+        restored = asyncio.run(restore_case_events(self.settings))
+        if restored.events:
+            self.console.print(
+                f"kept from earlier runs: {restored.cases} cases, {restored.events} case events "
+                f"from {database}, put back on the broker in "
+                f"{time.monotonic() - started:.1f}s (start afresh with --fresh)"
+            )
 
     def _wait_ready(self, timeout_s: float, logs: Path) -> None:
         url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
@@ -127,34 +185,39 @@ class Supervisor:
         return f"{api_url}/console/login?ticket={ticket}"
 
     def watch(self) -> None:
-        """Block until Ctrl-C, SIGTERM, or a child dies."""
+        """Block until a stop signal (StopRequested, raised by the handler `stop_signals`
+        installs) or until a child dies."""
+        while True:
+            for role, child in self.children.items():
+                if child.poll() is not None:
+                    self.console.print(f"[red]the {role} exited ({child.returncode})[/]")
+                    return
+            time.sleep(0.5)
 
-        def _stop(signum: int, frame: object) -> None:
-            self._stopping = True
-
-        signal.signal(signal.SIGTERM, _stop)
-        try:
-            while not self._stopping:
-                for role, child in self.children.items():
-                    if child.poll() is not None:
-                        self.console.print(f"[red]the {role} exited ({child.returncode})[/]")
-                        return
-                time.sleep(0.5)
-        except KeyboardInterrupt:
-            self.console.print("stopping")
-
-    def stop_all(self, timeout_s: float = 15.0) -> None:
+    def stop_all(self, timeout_s: float = GRACE_S) -> None:
+        """API and worker first (SIGTERM to their process groups, SIGKILL after `timeout_s` or
+        at a second signal), then the broker they were using."""
+        self._stopping = True
         for child in self.children.values():
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+            _signal_group(child, signal.SIGTERM)
         deadline = time.monotonic() + timeout_s
-        for child in self.children.values():
-            try:
-                child.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
-                child.wait()
+        while any(child.poll() is None for child in self.children.values()):
+            if self._forced or time.monotonic() > deadline:
+                for role, child in self.children.items():
+                    if child.poll() is None:
+                        self.console.print(f"[red]killing the {role}[/]")
+                        _signal_group(child, signal.SIGKILL)
+                        child.wait()
+                break
+            time.sleep(0.05)
         self.children.clear()
         if self.broker is not None:
-            self.broker.stop()
+            self.broker.stop(0.0 if self._forced else BROKER_GRACE_S)
             self.broker = None
+
+
+def _signal_group(child: subprocess.Popen[bytes], signum: int) -> None:
+    """Signal a child's process group (it leads one of its own), if it still runs."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signum)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -52,10 +54,41 @@ def kafka_bootstrap() -> Iterator[str]:
         yield broker.bootstrap
 
 
+@contextlib.contextmanager
+def postgres_database(server_url: str = POSTGRES_URL, prefix: str = "test") -> Iterator[str]:
+    """A database of its own (`<prefix>_<random>`) on the PostgreSQL server `server_url` names,
+    created for the caller and dropped afterwards: suites running side by side on one server, and
+    tests that need an empty database, do not meet."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    server = url.set(drivername="postgresql", database="postgres").render_as_string(
+        hide_password=False
+    )
+
+    async def run(statement: str) -> None:
+        connection = await asyncpg.connect(server)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 @pytest.fixture(scope="session")
-def postgres_url() -> str:
-    """The PostgreSQL the suite must test against (never skipped: a missing server fails)."""
-    return POSTGRES_URL
+def postgres_url() -> Iterator[str]:
+    """The PostgreSQL the suite must test against (never skipped: a missing server fails): a
+    database created for this run on the server CITYLOOP_TEST_POSTGRES_URL names, dropped at
+    the end."""
+    with postgres_database(POSTGRES_URL) as url:
+        yield url
 
 
 TEST_SECRET = "test-secret-" + uuid.uuid4().hex
