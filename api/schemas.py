@@ -16,7 +16,7 @@ from cityloop.contracts import (
     ReportSummary,
 )
 from handlers.assessment import Assessment, DeskAssessment, DeskGrouping, Grouping
-from handlers.privacy import mask_caller
+from handlers.privacy import mask_caller, shown_text
 
 COMPONENTS = "#/components/schemas/"
 """Where the OpenAPI document keeps its schemas: a reference written by hand starts here."""
@@ -210,14 +210,20 @@ class ProblemResponse(BaseModel):
     detail: Problem
 
 
+FREE_TEXT = (
+    "what a person wrote: the phone, resident ID and bank card numbers in it are masked for "
+    "every role but duty officers (138****1003)"
+)
+
+
 class ReportPublic(BaseModel):
     model_config = example(REPORT_EXAMPLE)
 
     idempotency_key: str
     source: str
     category_code: str
-    title: str
-    text: str
+    title: str = Field(description=FREE_TEXT)
+    text: str = Field(description=FREE_TEXT)
     area_codes: list[str]
     location: GeoPoint | None
     occurred_at: datetime
@@ -232,8 +238,8 @@ class ReportPublic(BaseModel):
             idempotency_key=summary.idempotency_key,
             source=summary.source.value,
             category_code=summary.category_code,
-            title=summary.title,
-            text=summary.text,
+            title=shown_text(summary.title, unmasked),
+            text=shown_text(summary.text, unmasked),
             area_codes=summary.area_codes,
             location=summary.location,
             occurred_at=summary.occurred_at,
@@ -251,7 +257,10 @@ class TimelineEntry(BaseModel):
     type: str
     occurred_at: datetime
     actor: str
-    details: dict[str, Any]
+    details: dict[str, Any] = Field(
+        description="the case event's own fields, reports left out; texts in them (a title, a "
+        "note, a reason) with their personal numbers masked for every role but duty officers"
+    )
 
 
 class CaseSummary(BaseModel):
@@ -260,7 +269,7 @@ class CaseSummary(BaseModel):
     case_id: str
     status: str
     category_code: str
-    title: str
+    title: str = Field(description=FREE_TEXT)
     severity: str | None
     loop: str | None
     handling_area: str | None

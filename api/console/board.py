@@ -28,7 +28,7 @@ from api.routes.cases import (
     values_of,
 )
 from cityloop.contracts import Loop, Source
-from handlers.access import Principal
+from handlers.access import Principal, sees_personal_data
 from handlers.case import OPEN_STATUSES
 from topology import Topology
 
@@ -248,9 +248,10 @@ async def read_board(
         return rows, connection.execute(counting, values).all(), position
 
     rows, counted, position = await read(board)
+    unmasked = sees_personal_data(principal)
     cases = [
         BoardCase(
-            summary=summary_fields(row),
+            summary=summary_fields(row, sees_personal_data=unmasked),
             accept_deadline=row.accept_deadline,
             resolve_deadline=row.resolve_deadline,
             lat=row.lat,
