@@ -8,6 +8,7 @@ import time
 import typer
 from rich.console import Console
 
+from cityloop.logs import redacted_url
 from cityloop.settings import get_settings
 
 app = typer.Typer(name="projection", help="Manage the case read model.", no_args_is_help=True)
@@ -24,7 +25,7 @@ def rebuild() -> None:
     started = time.monotonic()
     applied = asyncio.run(rebuild_projection(settings))
     console.print(
-        f"rebuilt the read model at {settings.database_url}: {applied} case events "
+        f"rebuilt the read model at {redacted_url(settings.database_url)}: {applied} case events "
         f"in {time.monotonic() - started:.1f}s"
     )
 
@@ -45,7 +46,9 @@ def migrate() -> None:
             await engine.dispose()
 
     asyncio.run(run())
-    console.print(f"the read model at {settings.database_url} is at the newest migration")
+    console.print(
+        f"the read model at {redacted_url(settings.database_url)} is at the newest migration"
+    )
 
 
 @app.command()

@@ -18,6 +18,7 @@ REQUEST_ID: ContextVar[str | None] = ContextVar("cityloop_request_id", default=N
 """The id of the HTTP request being answered (api/access.py sets it)."""
 
 ACCESS_LOGGER = "cityloop.access"
+_HANDLER_NAME = "cityloop"
 
 _REDACTIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host: a database or broker URL
@@ -105,16 +106,17 @@ class JsonFormatter(logging.Formatter):
 def configure_logging(
     level: str = "WARNING", role: str = "cityloop", log_format: Literal["text", "json"] = "text"
 ) -> None:
-    """Set up the root logger once for the whole process, replacing whatever was there: records
-    at `level` and above (the access log's at INFO) to stderr, in `log_format`. Uvicorn's loggers
-    write through it (run uvicorn with `log_config=None`); its own access log stays off, for
-    api/access.py writes one with request ids."""
+    """Set up the root logger for the whole process (again: the handler of an earlier call is
+    replaced): records at `level` and above (the access log's at INFO) to stderr, in
+    `log_format`. Uvicorn's loggers write through it (run uvicorn with `log_config=None`); its
+    own access log stays off, for api/access.py writes one with request ids."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(role) if log_format == "json" else LineFormatter(role))
     handler.addFilter(_RequestId())
+    handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for earlier in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:
+        root.removeHandler(earlier)
     root.addHandler(handler)
     root.setLevel(getattr(logging, level.upper(), logging.WARNING))
     for noisy in _NOISY:
@@ -127,3 +129,4 @@ def configure_logging(
     uvicorn_access.handlers.clear()
     uvicorn_access.propagate = False
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
+    logging.captureWarnings(True)  # a library's warning is a record in the same format

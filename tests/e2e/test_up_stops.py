@@ -1,9 +1,11 @@
 """However `cityloop up` ends, nothing it started is left: stopped in order on SIGTERM (the API
 and the worker, then the broker), even when it inherited SIGINT ignored as `cityloop up &` from a
-script does; and when it is killed outright, its children notice and stop themselves."""
+script does; and when it is killed outright, its children notice and stop themselves. What it
+leaves are its log files: without terminal codes, and JSON lines when asked for."""
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 
@@ -25,9 +27,17 @@ def ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-@pytest.mark.parametrize("started_with", ["defaults", "sigint_ignored"])
-def test_sigterm_stops_everything_up_started(tmp_path: Path, started_with: str) -> None:
-    up = start_up(tmp_path, preexec_fn=ignore_sigint if started_with == "sigint_ignored" else None)
+@pytest.mark.parametrize(
+    ("started_with", "log_format"), [("defaults", "text"), ("sigint_ignored", "json")]
+)
+def test_sigterm_stops_everything_up_started(
+    tmp_path: Path, started_with: str, log_format: str
+) -> None:
+    up = start_up(
+        tmp_path,
+        extra_env={"CITYLOOP_LOG_FORMAT": log_format},
+        preexec_fn=ignore_sigint if started_with == "sigint_ignored" else None,
+    )
     try:
         children = up.children()
         assert len(children) == 3, up.output()  # broker, worker, API
@@ -41,6 +51,14 @@ def test_sigterm_stops_everything_up_started(tmp_path: Path, started_with: str) 
         # the broker outlived the worker and the API: they stopped without retrying it
         for role in ("worker", "api"):
             assert "Connect call failed" not in up.log(role), role
+        for role in ("broker", "worker", "api"):
+            assert "\x1b" not in up.log(role), role
+        assert "request_id=" in up.log("api") or '"request_id"' in up.log("api")
+        if log_format == "json":
+            for role in ("worker", "api"):
+                for line in up.log(role).splitlines():
+                    document = json.loads(line)
+                    assert {"time", "level", "role", "logger", "message"} <= set(document), line
     finally:
         up.kill_everything()
 
