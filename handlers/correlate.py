@@ -193,11 +193,10 @@ def send_to_desk(
     )
 
 
-def _open_at_desk(incident: Incident, topology: Topology, now: datetime) -> CorrelationDecision:
-    """A case that a person must dispatch: opened, and sent to the desk; routed by no one."""
-    case_id = case_id_for(incident)
+def _opened(incident: Incident, topology: Topology, now: datetime, lead: bool) -> EventWriter:
+    """A writer of a new case's events, the case opened for the incident."""
     point, precise = reference_point(topology, incident)
-    writer = EventWriter(None, case_id, now, caused_by=incident.idempotency_key)
+    writer = EventWriter(None, case_id_for(incident), now, caused_by=incident.idempotency_key)
     writer.add(
         CaseOpened,
         category_code=incident.category_code,
@@ -207,27 +206,26 @@ def _open_at_desk(incident: Incident, topology: Topology, now: datetime) -> Corr
         location=point,
         location_precise=precise and incident.location_method != "unplaced",
         correlation_key=correlation_key(topology, incident),
+        lead=lead,
         first_report=summarise(incident),
-        reason=CorrelationReason.NEW_CASE,
+        reason=CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE,
     )
-    assert incident.triage is not None  # noqa: S101 - at_desk says so
-    send_to_desk(writer, topology, incident.triage, incident.area_codes)
-    return CorrelationDecision(
-        CorrelationReason.SENT_TO_DESK, case_id, tuple(writer.events), writer.state
-    )
+    return writer
 
 
 def open_case(
     incident: Incident, topology: Topology, modes: Mapping[str, Mode], now: datetime
 ) -> CorrelationDecision:
-    """Open a case (or a lead) for an incident nothing else covers. Raises UnroutableError."""
-    if incident.at_desk:
-        return _open_at_desk(incident, topology, now)
+    """Open a case (or a lead) for an incident nothing else covers; a case a person must
+    dispatch is opened and sent to the desk, routed by no one. Raises UnroutableError."""
+    if incident.at_desk and incident.triage is not None:
+        writer = _opened(incident, topology, now, lead=False)
+        send_to_desk(writer, topology, incident.triage, incident.area_codes)
+        return CorrelationDecision(
+            CorrelationReason.SENT_TO_DESK, writer.case_id, tuple(writer.events), writer.state
+        )
     mode = mode_at(topology, modes, incident.area_codes)
     lead = needs_verification(topology, incident)
-    case_id = case_id_for(incident)
-    point, precise = reference_point(topology, incident)
-    writer = EventWriter(None, case_id, now, caused_by=incident.idempotency_key)
     # route first: an unroutable incident must not leave a half-opened case behind
     assignment = (
         verification_assignment(
@@ -238,24 +236,12 @@ def open_case(
         if lead
         else route(topology, incident.category_code, incident.area_codes, incident.severity, mode)
     )
-    writer.add(
-        CaseOpened,
-        category_code=incident.category_code,
-        title=incident.title,
-        severity=incident.severity,
-        area_codes=incident.area_codes,
-        location=point,
-        location_precise=precise,
-        correlation_key=correlation_key(topology, incident),
-        lead=lead,
-        first_report=summarise(incident),
-        reason=CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE,
-    )
+    writer = _opened(incident, topology, now, lead)
     dispatch(
         writer, topology, assignment, incident.category_code, mode, _first_dispatch(incident, lead)
     )
     reason = CorrelationReason.NEW_LEAD if lead else CorrelationReason.NEW_CASE
-    return CorrelationDecision(reason, case_id, tuple(writer.events), writer.state)
+    return CorrelationDecision(reason, writer.case_id, tuple(writer.events), writer.state)
 
 
 def _first_dispatch(incident: Incident, lead: bool) -> str:
