@@ -81,6 +81,9 @@ def worker(
     from faust.worker import Worker
 
     from streams.app import app as faust_app
+    from streams.app import metrics as worker_metrics
+
+    worker_metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
 
     if after_topic_loss:
         forget_committed_offsets(settings, faust_app.conf.id)

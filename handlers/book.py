@@ -177,6 +177,11 @@ class CaseBook:
         for open_cases in self._open.values():
             yield from open_cases.values()
 
+    def open_count(self) -> int:
+        """How many cases are open. Safe from another thread (a metrics scrape) while the book
+        changes: the copy of the index is taken in one step under the GIL."""
+        return sum(len(open_cases) for open_cases in list(self._open.values()))
+
     def due(
         self, now: datetime, mine: Callable[[CaseState], bool] | None = None
     ) -> list[CaseState]:

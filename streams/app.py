@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, cast
@@ -50,6 +51,7 @@ from streams.consumer_tuning import shorten_fetch_wait
 from streams.deadletters import dead_letter_for_exception
 from streams.decisions import decision_headers, whole_decisions
 from streams.history import read_history, read_records
+from streams.metrics import LAG_INTERVAL_S, WorkerMetrics, consumer_lag
 from streams.restart import start_over
 from streams.topics import topics_for
 from topology import TopologyError, UnroutableError, load_topology, load_topology_text
@@ -90,6 +92,10 @@ classifier_topic = _bytes_topic(names.classifier)
 book = CaseBook()
 modes: dict[str, Mode] = {}
 needs_rebuild = True
+
+# served on the worker's own port by `cityloop worker` (streams/metrics.py)
+metrics = WorkerMetrics()
+metrics.read_book_size(lambda: len(book.cases), lambda: book.open_count())
 
 topology = load_topology(settings.topology_file)
 topology_from_topic = False
@@ -144,6 +150,7 @@ def _report_undelivered(topic: str, delivery: asyncio.Future[Any]) -> None:
 
 
 async def send_dead_letter(dead_letter: DeadLetter) -> None:
+    metrics.dead_letters[dead_letter.reason].inc()
     await send_record(
         names.dead_letters,
         (dead_letter.idempotency_key or "").encode(),
@@ -282,6 +289,7 @@ async def _partitions_moved(app: Any, *args: Any, **kwargs: Any) -> None:
 async def rebuild() -> None:
     """Fold the whole case-event topic (and the modes) into a fresh book."""
     global book, needs_rebuild
+    started = time.perf_counter()
     loop = asyncio.get_running_loop()
     fresh = CaseBook()
     history = await loop.run_in_executor(
@@ -303,6 +311,8 @@ async def rebuild() -> None:
         record = SwitchMode.model_validate_json(value)
         modes[record.area_code] = record.mode
     book, needs_rebuild = fresh, False
+    metrics.rebuild_seconds.observe(time.perf_counter() - started)
+    metrics.rebuild_events.set(len(history))
     log.info("case book rebuilt: %d cases from %d events", len(book.cases), len(history))
 
 
@@ -315,6 +325,7 @@ async def send_decision(events: tuple[CaseEvent, ...]) -> None:
     """One decision's events, each marked with its place in the decision, so that readers take
     the decision whole or not at all (streams/decisions.py)."""
     size = len(events)
+    metrics.case_events.inc(size)
     for index, case_event in enumerate(events, start=1):
         await send_record(
             names.case_events,
@@ -337,6 +348,7 @@ async def publish_outcome(outcome: CommandOutcome) -> None:
 
 async def take_incident(incident: Incident, key: str) -> None:
     decision = book.correlate(incident, key, topology, modes, incident.received_at)
+    metrics.decisions["incident"].inc()
     await send_decision(decision.events)
 
 
@@ -345,6 +357,7 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
         for due in book.due(
             message.now, lambda case: partition_of(case.correlation_key) == partition
         ):
+            metrics.decisions["deadline"].inc()
             await publish(check_deadlines(due, topology, modes, message.now))
         return
     if isinstance(message, SwitchMode):
@@ -353,6 +366,7 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
             modes[message.area_code] = message.mode
             for open_case in list(book.open_cases()):
                 if partition_of(open_case.correlation_key) == partition:
+                    metrics.decisions["mode"].inc()
                     await publish(reevaluate_for_mode(open_case, topology, modes, now))
         if partition == 0:  # every partition got the switch; one of them records it
             if outcome.applied:
@@ -362,11 +376,13 @@ async def take_control(message: Any, partition: int, now: datetime) -> None:
             await publish_outcome(outcome)
         return
     if isinstance(message, AbsorbReports):
+        metrics.decisions["absorb"].inc()
         decision = absorb_reports(message, book.case(message.case_id), now)
     else:
         if book.applied(message.command_id):
             return  # a redelivered command: its events and outcome are out already
         case = book.case(message.case_id)
+        metrics.decisions["command"].inc()
         decision = decide_command(
             message, case, topology, modes, now, book.false_alarms(case.device_id if case else None)
         )
@@ -426,3 +442,14 @@ async def tick() -> None:
     value = Tick(now=wall_clock()).model_dump_json().encode()
     for partition in range(settings.topic_partitions):
         await send_record(names.case_control, None, value, partition=partition)
+
+
+@app.timer(interval=LAG_INTERVAL_S)
+async def measure_lag() -> None:
+    """The consumer lag per partition, for the metrics (in the loop, where the consumer is)."""
+    try:
+        lag = await consumer_lag(app.consumer, app.monitor.tp_committed_offsets)
+    except Exception as exc:  # not started, or partitions moving: the next turn measures
+        log.debug("consumer lag not measured: %r", exc)
+        return
+    metrics.set_lag(lag)

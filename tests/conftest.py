@@ -155,6 +155,10 @@ class RunningSystem:
     def topic(self, suffix: str) -> str:
         return f"{self.prefix}.{suffix}"
 
+    @property
+    def worker_metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.env['CITYLOOP_WORKER_METRICS_PORT']}/metrics"
+
     def log(self, role: str) -> str:
         return (self.data_dir / f"{role}.log").read_text(errors="replace")
 
@@ -201,6 +205,7 @@ def start_system(
         "CITYLOOP_DATABASE_URL": database_url,
         "CITYLOOP_DATA_DIR": str(tmp),
         "CITYLOOP_API_PORT": str(port),
+        "CITYLOOP_WORKER_METRICS_PORT": str(free_port()),
         "CITYLOOP_TOPOLOGY_FILE": str(tiny_topology_path()),
         "CITYLOOP_CLOCK": "external",
         "CITYLOOP_JWT_SECRET": TEST_SECRET,

@@ -218,6 +218,7 @@ def workers(
             "CITYLOOP_KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
             "CITYLOOP_TOPIC_PREFIX": settings.topic_prefix,
             "CITYLOOP_DATA_DIR": str(own_dir),
+            "CITYLOOP_WORKER_METRICS_PORT": "0",  # several workers: no one port for all
         }
         if settings.topology_file is not None:
             env["CITYLOOP_TOPOLOGY_FILE"] = str(settings.topology_file)
