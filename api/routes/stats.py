@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
@@ -42,6 +42,29 @@ GROUP_COLUMNS = {
 }
 
 
+Since = Annotated[
+    Moment | None, Query(description="cases opened at or after; default: 30 days ago")
+]
+Until = Annotated[Moment | None, Query(description="cases opened before; default: now")]
+
+
+def opened_in(
+    since: datetime | None, until: datetime | None, now: datetime
+) -> tuple[datetime, datetime, Conditions]:
+    """The period asked for (default: the 30 days up to now) and its conditions on cases."""
+    until = until or now
+    since = since or until - timedelta(days=30)
+    if since >= until:
+        raise refuse(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
+        )
+    return (
+        since,
+        until,
+        {"opened_since": {"opened_since": since}, "opened_until": {"opened_until": until}},
+    )
+
+
 @functools.lru_cache(maxsize=64)
 def figures_query(
     seen: Seen, by: Grouping, conditions: tuple[str, ...]
@@ -72,10 +95,8 @@ async def stats(
     topology: TopologyDep,
     now: NowDep,
     by: Grouping = Grouping.DEPARTMENT,
-    since: Annotated[
-        Moment | None, Query(description="cases opened at or after; default: 30 days ago")
-    ] = None,
-    until: Annotated[Moment | None, Query(description="cases opened before; default: now")] = None,
+    since: Since = None,
+    until: Until = None,
     area: Annotated[
         str | None,
         Query(
@@ -87,17 +108,8 @@ async def stats(
 ) -> AssessmentTable:
     """Received, on-time acceptance and resolution, medians, returns, escalations, reopen and
     resolution rates — over the cases the caller may see, grouped as asked."""
-    until = until or now
-    since = since or until - timedelta(days=30)
-    if since >= until:
-        raise refuse(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
-        )
+    since, until, wanted = opened_in(since, until, now)
     seen, seen_values = seen_by(principal, topology.city)
-    wanted: Conditions = {
-        "opened_since": {"opened_since": since},
-        "opened_until": {"opened_until": until},
-    }
     if area:
         wanted |= handled_in(area)
     query = figures_query(seen, by, tuple(wanted))
@@ -130,25 +142,14 @@ async def desk_stats(
     topology: TopologyDep,
     now: NowDep,
     by: DeskGrouping = DeskGrouping.CATEGORY,
-    since: Annotated[
-        Moment | None, Query(description="cases opened at or after; default: 30 days ago")
-    ] = None,
-    until: Annotated[Moment | None, Query(description="cases opened before; default: now")] = None,
+    since: Since = None,
+    until: Until = None,
 ) -> DeskTable:
     """The 12345 dispatch desk (派单考核): how cases were dispatched — on the sender's category,
     by the classifier, by hand — re-dispatched, returned as not the department's matter, and how
     fast the desk dispatched; over the cases the caller may see, grouped as asked."""
-    until = until or now
-    since = since or until - timedelta(days=30)
-    if since >= until:
-        raise refuse(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, "empty_period", "since must be before until"
-        )
+    since, until, wanted = opened_in(since, until, now)
     seen, seen_values = seen_by(principal, topology.city)
-    wanted: Conditions = {
-        "opened_since": {"opened_since": since},
-        "opened_until": {"opened_until": until},
-    }
     query = desk_query(seen, tuple(wanted))
     values = values_of(wanted, seen_values)
     events = [
