@@ -27,6 +27,9 @@ REFUSALS: dict[int, str] = {
     status.HTTP_403_FORBIDDEN: "the token's role or scope does not allow this",
     status.HTTP_404_NOT_FOUND: "no such thing, or none the caller may see",
     status.HTTP_413_CONTENT_TOO_LARGE: "the body is over the limit",
+    status.HTTP_415_UNSUPPORTED_MEDIA_TYPE: "the Content-Type carries no event: a single event "
+    "is application/cloudevents+json or application/json, a batch application/json or "
+    "application/cloudevents-batch+json",
     status.HTTP_422_UNPROCESSABLE_CONTENT: "a parameter or the body is invalid; `fields` names "
     "the parameters at fault",
     status.HTTP_503_SERVICE_UNAVAILABLE: "the broker did not acknowledge in time; retry",

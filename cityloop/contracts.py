@@ -129,6 +129,25 @@ def _printable(value: str) -> str:
 
 Printable = AfterValidator(_printable)
 ShortText = Annotated[str, Field(min_length=1, max_length=200), Printable]
+
+CODE_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _one_line(value: str) -> str:
+    """An id or a code is not free text: no control character at all, a tab and a line break
+    (of any kind) included. An id with a newline in it would split any line it is written on
+    and match nothing a person types."""
+    found = CODE_CONTROL_CHARACTERS.search(value)
+    if found:
+        raise ValueError(
+            f"an id or code has no control characters ({found.group()!r} at {found.start()})"
+        )
+    return value
+
+
+Identifier = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_one_line)]
+"""An id or a code (an event's `id` and `source`, an order's id, a category code): printable,
+on one line."""
 LongText = Annotated[str, Field(min_length=1, max_length=4000), Printable]
 CitizenText = Annotated[str, Field(min_length=1, max_length=20_000), Printable]
 """What a citizen wrote: real complaints run long, and a long one must still reach someone
@@ -163,10 +182,10 @@ class HotlineWorkOrder(Contract):
         },
     )
 
-    order_id: ShortText
+    order_id: Identifier
     received_at: EventTime
     channel: Literal["phone", "app", "web", "wechat", "sms", "other"] = "phone"
-    category_code: ShortText | None = Field(
+    category_code: Identifier | None = Field(
         default=None, description="the call taker's category code, when one was chosen"
     )
     title: ShortText
@@ -215,8 +234,8 @@ class IoTAlarm(Contract):
         },
     )
 
-    alarm_id: ShortText
-    device_id: ShortText
+    alarm_id: Identifier
+    device_id: Identifier
     sensor_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
     reading: float
     threshold: float
@@ -258,10 +277,10 @@ class GridReport(Contract):
         },
     )
 
-    report_id: ShortText
-    inspector_id: ShortText
+    report_id: Identifier
+    inspector_id: Identifier
     grid_id: AreaCode
-    category_code: ShortText
+    category_code: Identifier
     text: LongText
     photo_refs: Annotated[
         list[Annotated[str, Field(max_length=400), Printable]], Field(max_length=20)
@@ -294,10 +313,10 @@ class DutyReport(Contract):
         },
     )
 
-    report_id: ShortText
+    report_id: Identifier
     duty_office: AreaCode = Field(description="area code of the reporting duty office")
     severity: Severity
-    category_code: ShortText
+    category_code: Identifier
     casualties: Annotated[int, Field(ge=0, le=1_000_000)] = 0
     affected_areas: Annotated[list[AreaCode], Field(min_length=1, max_length=50)]
     location: GeoPoint | None = None
@@ -356,9 +375,9 @@ class CloudEvent(Contract):
     )
 
     specversion: Literal["1.0"]
-    id: ShortText
-    source: ShortText
-    type: ShortText
+    id: Identifier
+    source: Identifier
+    type: Identifier
     time: EventTime | None = None
     subject: Annotated[str, Field(max_length=200), Printable] | None = None
     datacontenttype: Literal["application/json"] | None = "application/json"
@@ -793,9 +812,9 @@ CASE_EVENT_ADAPTER: TypeAdapter[CaseEvent] = TypeAdapter(CaseEvent)
 
 
 class CommandBase(Contract):
-    command_id: ShortText
-    case_id: ShortText
-    actor: ShortText = Field(
+    command_id: Identifier
+    case_id: Identifier
+    actor: Identifier = Field(
         description="dept:<department id>, centre:<area code>, desk:<area code>, or system"
     )
     issued_at: AwareDatetime
@@ -817,7 +836,7 @@ class ReturnCase(CommandBase):
 
 class RequestAssistance(CommandBase):
     type: Literal["request_assistance"] = "request_assistance"
-    department: ShortText
+    department: Identifier
     reason: ShortText
 
 
@@ -859,7 +878,7 @@ class EscalateCase(CommandBase):
 
 class MergeCase(CommandBase):
     type: Literal["merge"] = "merge"
-    into_case_id: ShortText
+    into_case_id: Identifier
     into_correlation_key: str | None = Field(
         default=None, description="where the surviving case lives (the API fills it in)"
     )
@@ -880,8 +899,8 @@ class DispatchCase(CommandBase):
     """派单: a dispatcher decides the category (and department, and area) of a case at the desk."""
 
     type: Literal["dispatch"] = "dispatch"
-    category_code: ShortText
-    lead_department: ShortText | None = Field(
+    category_code: Identifier
+    lead_department: Identifier | None = Field(
         default=None, description="a department id; default: the one routing picks"
     )
     area_code: AreaCode | None = Field(
@@ -894,8 +913,8 @@ class ReclassifyCase(CommandBase):
     """改派: a dispatcher changes an open case's category (and department); it is re-routed."""
 
     type: Literal["reclassify"] = "reclassify"
-    category_code: ShortText
-    lead_department: ShortText | None = None
+    category_code: Identifier
+    lead_department: Identifier | None = None
     reason: ShortText
 
 
@@ -933,10 +952,10 @@ class SwitchMode(Contract):
     """平急切换: switch an area (a district, or the city) to emergency mode or back."""
 
     type: Literal["switch_mode"] = "switch_mode"
-    command_id: ShortText
+    command_id: Identifier
     area_code: AreaCode
     mode: Mode
-    actor: ShortText
+    actor: Identifier
     issued_at: AwareDatetime
 
 

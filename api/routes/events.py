@@ -9,9 +9,20 @@ import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import unquote
 
 from fastapi import APIRouter, HTTPException, Path, Request, status
 
+from api.cloudevents_http import (
+    BATCH,
+    JSON,
+    STRUCTURED,
+    BindingRefused,
+    Mode,
+    check_batch_media_type,
+    event_mode,
+    structured_from_binary,
+)
 from api.deps import NowDep, PrincipalDep, ProducerDep, SettingsDep, TopologyDep
 from api.errors import forbidden, problems, refuse, refuse_with
 from api.metrics import Metrics
@@ -54,10 +65,11 @@ CLOUDEVENT_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
+            media_type: {
                 "schema": {"$ref": COMPONENTS + "CloudEvent"},
                 "example": HOTLINE_EVENT_EXAMPLE,
             }
+            for media_type in (STRUCTURED, JSON)
         },
     }
 }
@@ -123,6 +135,39 @@ def source_of_body(raw: bytes) -> str | None:
         return declared_source(json.loads(raw))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         return None
+
+
+def binding_refusal(refused: BindingRefused) -> HTTPException:
+    code = (
+        status.HTTP_415_UNSUPPORTED_MEDIA_TYPE
+        if refused.unsupported
+        else status.HTTP_400_BAD_REQUEST
+    )
+    return refuse(code, refused.reason, refused.message)
+
+
+def content_mode(request: Request) -> Mode:
+    """Structured or binary mode, by the request's Content-Type as the CloudEvents HTTP binding
+    chooses; 415 for a media type that carries no event of ours."""
+    try:
+        return event_mode(request.headers.get("content-type"), request.headers)
+    except BindingRefused as refused:
+        raise binding_refusal(refused) from None
+
+
+def structured_event(request: Request, body: bytes) -> bytes:
+    """A binary-mode request as the structured JSON event the topics carry; 400 if its headers
+    or its body cannot make one."""
+    try:
+        return structured_from_binary(request.headers.items(), body)
+    except BindingRefused as refused:
+        raise binding_refusal(refused) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise refuse(
+            status.HTTP_400_BAD_REQUEST,
+            DeadLetterReason.UNDECODABLE.value,
+            f"binary mode: the body (the event's data) is not UTF-8 JSON: {exc}",
+        ) from exc
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -215,7 +260,7 @@ async def publish(
     "/{source}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=EventAccepted,
-    responses=problems(400, 403, 404, 413, 503),
+    responses=problems(400, 403, 404, 413, 415, 503),
     openapi_extra=CLOUDEVENT_BODY,
 )
 async def post_event(
@@ -227,10 +272,24 @@ async def post_event(
     now: NowDep,
     principal: PrincipalDep,
 ) -> EventAccepted:
-    """Validate one CloudEvent of this source and publish it; answer once the broker acked."""
+    """Validate one CloudEvent of this source and publish it; answer once the broker acked.
+
+    Both content modes of the CloudEvents HTTP binding, chosen by Content-Type: structured,
+    `application/cloudevents+json` with the whole event in the body (so is `application/json`
+    without a `ce-specversion` header); binary, `application/json` with the attributes in
+    `ce-*` headers (`ce-specversion`, `ce-id`, `ce-source`, `ce-type`, and `ce-time` or
+    `ce-subject` if wanted; values percent-encoded) and the event's data as the body. Any other
+    Content-Type is 415. The token must name the event's `source` (403 `source_not_allowed`)."""
     expected = _source(source)
     may_publish(principal, expected)
+    mode = content_mode(request)
+    if mode is Mode.BINARY:
+        header_source = request.headers.get("ce-source")
+        if header_source is not None:
+            may_publish_as(principal, unquote(header_source))
     raw = await read_body(request, settings.max_event_bytes)
+    if mode is Mode.BINARY:
+        raw = structured_event(request, raw)
     named = source_of_body(raw)
     if named is not None:
         may_publish_as(principal, named)
@@ -247,7 +306,7 @@ BATCH_BODY = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {
+            media_type: {
                 "schema": {
                     "type": "array",
                     "items": {"$ref": COMPONENTS + "CloudEvent"},
@@ -271,6 +330,7 @@ BATCH_BODY = {
                     },
                 ],
             }
+            for media_type in (BATCH, JSON)
         },
     }
 }
@@ -325,7 +385,7 @@ def _batch_items(raw: bytes) -> list[Any]:
     response_model=BatchAccepted,
     summary="Post a batch of CloudEvents of one source (all or nothing)",
     responses={
-        **problems(400, 404, 413, 503),
+        **problems(400, 404, 413, 415, 503),
         **problems(403, 422, model=BatchProblemResponse),
     },
     openapi_extra=BATCH_BODY,
@@ -347,9 +407,15 @@ async def post_batch(
     posts it again whole. At most 500 events, a body of at most 10 × `CITYLOOP_MAX_EVENT_BYTES`,
     each event at most `CITYLOOP_MAX_EVENT_BYTES` once re-encoded. A 503 means none or only
     some of the events may be stored: retry the whole batch; events are idempotent by
-    `source` + `id`, so the ones already stored are not doubled."""
+    `source` + `id`, so the ones already stored are not doubled. The body is JSON: Content-Type
+    `application/json`, or the binding's batched mode, `application/cloudevents-batch+json`;
+    any other is 415."""
     expected = _source(source)
     may_publish(principal, expected)
+    try:
+        check_batch_media_type(request.headers.get("content-type"))
+    except BindingRefused as not_a_batch:
+        raise binding_refusal(not_a_batch) from None
     raw = await read_body(request, settings.max_event_bytes * BATCH_BODY_FACTOR)
     metrics: Metrics = request.app.state.metrics
     admitted: list[tuple[Incident, bytes]] = []

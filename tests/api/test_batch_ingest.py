@@ -111,7 +111,10 @@ def test_the_body_must_be_a_non_empty_array_within_the_limits(system: RunningSys
     empty = post_batch(system, [], publisher)
     assert empty.status_code == 422 and empty.json()["detail"]["reason"] == "empty_batch"
     not_json = httpx.post(
-        f"{system.api_url}/v1/events/hotline/batch", content=b"[{", headers=publisher, timeout=10
+        f"{system.api_url}/v1/events/hotline/batch",
+        content=b"[{",
+        headers={**publisher, "Content-Type": "application/json"},
+        timeout=10,
     )
     assert not_json.status_code == 400 and not_json.json()["detail"]["reason"] == "undecodable"
     too_many = post_batch(system, [{}] * (MAX_BATCH_EVENTS + 1), publisher)

@@ -217,3 +217,44 @@ def test_documented_examples_validate_and_use_the_default_topology() -> None:
             assert f"`{model.__name__}` ({source.value})" in documented
             code = getattr(payload, "category_code", None)
             assert code is None or topology.category(code) is not None, code
+
+
+ENVELOPE = {
+    "specversion": "1.0",
+    "id": "WO-1",
+    "source": "/12345/chengdu",
+    "type": EVENT_TYPES[Source.HOTLINE],
+    "data": HOTLINE,
+}
+ID_FIELDS: list[tuple[Any, dict[str, Any], str]] = [
+    (CloudEvent, ENVELOPE, "id"),
+    (CloudEvent, ENVELOPE, "source"),
+    (CloudEvent, ENVELOPE, "type"),
+    (HotlineWorkOrder, HOTLINE, "order_id"),
+    (HotlineWorkOrder, HOTLINE, "category_code"),
+    (IoTAlarm, IOT, "alarm_id"),
+    (IoTAlarm, IOT, "device_id"),
+    (GridReport, GRID, "report_id"),
+    (GridReport, GRID, "inspector_id"),
+    (GridReport, GRID, "category_code"),
+    (DutyReport, DUTY, "report_id"),
+    (DutyReport, DUTY, "category_code"),
+]
+
+
+@pytest.mark.parametrize(("model", "document", "field"), ID_FIELDS)
+@pytest.mark.parametrize("control", ["\n", "\r", "\t", "\x00", "\x1b", "\x85", "\u2028"])
+def test_ids_and_codes_have_no_control_characters(
+    model: Any, document: dict[str, Any], field: str, control: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        model.model_validate({**document, field: f"WO{control}1"})
+    assert refused.value.errors()[0]["loc"] == (field,)
+    assert "control characters" in str(refused.value)
+
+
+def test_free_text_keeps_its_tabs_and_line_breaks() -> None:
+    order = HotlineWorkOrder.model_validate(
+        {**HOTLINE, "title": "井盖\t丢失", "text": "第一行\n第二行\r\n第三行"}
+    )
+    assert order.text == "第一行\n第二行\r\n第三行"

@@ -202,6 +202,8 @@ def test_http_ingest_rejects_with_the_field_named_and_publishes_valid_events(
 
     drone = httpx.post(f"{system.api_url}/v1/events/drone", json=good, headers=publisher)
     assert drone.status_code == 404
-    wrong_source = httpx.post(f"{system.api_url}/v1/events/iot", json=good, headers=iot_publisher)
+    # an iot publisher allowed the event's source URI, posting a hotline event: its type is wrong
+    allowed = bearer("publisher", "iot", [good["source"]])
+    wrong_source = httpx.post(f"{system.api_url}/v1/events/iot", json=good, headers=allowed)
     assert wrong_source.status_code == 422
     assert wrong_source.json()["detail"]["reason"] == "source_mismatch"
