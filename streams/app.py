@@ -448,7 +448,9 @@ async def tick() -> None:
 async def measure_lag() -> None:
     """The consumer lag per partition, for the metrics (in the loop, where the consumer is)."""
     try:
-        lag = await consumer_lag(app.consumer, app.monitor.tp_committed_offsets)
+        # Faust's own record of the group's committed offsets, read from the broker when
+        # partitions are assigned and moved at each commit (faust-streaming is pinned)
+        lag = consumer_lag(app.consumer, cast(Any, app.consumer)._committed_offset)
     except Exception as exc:  # not started, or partitions moving: the next turn measures
         log.debug("consumer lag not measured: %r", exc)
         return

@@ -102,20 +102,17 @@ class WorkerMetrics:
         return True
 
 
-async def consumer_lag(consumer: Any, committed: Mapping[Any, int]) -> list[tuple[str, int, int]]:
+def consumer_lag(consumer: Any, committed: Mapping[Any, int | None]) -> list[tuple[str, int, int]]:
     """(topic, partition, lag) of every partition assigned to a Faust consumer: its high
-    watermark (as the fetches report it, which the embedded broker gets right) less the offset
-    committed in this run, or the consumer's position where nothing was committed yet (where
-    the worker resumed). Partitions not fetched from yet are left out."""
+    watermark (as the fetches report it, which the embedded broker gets right) less the group's
+    committed offset (none yet: the whole partition waits, as the worker reads from the start).
+    A committed offset follows the records processed and flushed, never those only fetched, so
+    a lag of 0 means the worker is done with what the partition holds. Partitions not fetched
+    from yet are left out."""
     lag = []
     for tp in sorted(consumer.assignment()):
         high = consumer.highwater(tp)
         if high is None or high < 0:
             continue
-        done = committed.get(tp)
-        if done is None:
-            done = await consumer.position(tp)
-        if done is None:
-            continue
-        lag.append((tp.topic, tp.partition, max(high - done, 0)))
+        lag.append((tp.topic, tp.partition, max(high - (committed.get(tp) or 0), 0)))
     return lag

@@ -8,9 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
+from faust.types import TP as TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
 from cityloop.contracts import Source
+from streams.metrics import consumer_lag
 from tests.conftest import RunningSystem, bearer
 from tests.streams.test_pipeline import cloudevent, publish, wait_for
 
@@ -77,3 +79,23 @@ def test_the_worker_serves_its_metrics(system: RunningSystem) -> None:
     assert all(
         value >= 0 for (name, _), value in samples.items() if name == "cityloop_worker_consumer_lag"
     )
+
+
+class FakeConsumer:
+    """What consumer_lag reads of Faust's consumer."""
+
+    def __init__(self, highwaters: dict[TopicPartition, int | None]) -> None:
+        self.highwaters = highwaters
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.highwaters)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return self.highwaters[tp]
+
+
+def test_lag_is_what_the_group_has_not_committed() -> None:
+    done, behind, new, unfetched = (TopicPartition("t.incidents", p) for p in range(4))
+    consumer = FakeConsumer({done: 120, behind: 50, new: 7, unfetched: None})
+    lag = consumer_lag(consumer, {done: 120, behind: 20, new: None})
+    assert lag == [("t.incidents", 0, 0), ("t.incidents", 1, 30), ("t.incidents", 2, 7)]
