@@ -60,7 +60,7 @@ class TrainingOptions:
     """The search space and the targets; the defaults are what the shipped model uses."""
 
     ngram_ranges: tuple[tuple[int, int], ...] = ((1, 3), (2, 4))
-    cs: tuple[float, ...] = (3.0, 10.0, 30.0, 100.0)
+    cs: tuple[float, ...] = (10.0, 30.0, 100.0, 300.0)
     folds: int = 5
     min_df: int = 2
     max_features: int = 60_000

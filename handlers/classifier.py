@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from cityloop.errors import CityloopError
-from handlers.text import normalise_text
+from handlers.text import normalise_text, prepare_normaliser
 
 MODEL_FORMAT = "cityloop-text-classifier"
 FORMAT_VERSION = 1
@@ -378,7 +378,7 @@ class TextClassifier:
             )
         try:
             ngram_low, ngram_high = header["ngram_range"]
-            return cls(
+            model = cls(
                 version=str(header["version"]),
                 categories=[str(code) for code in header["categories"]],
                 classes={str(code): str(name) for code, name in header["classes"].items()},
@@ -396,6 +396,8 @@ class TextClassifier:
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise ClassifierModelError(f"header.json is incomplete or wrong: {error!r}") from None
+        prepare_normaliser()  # a loaded model is about to be asked: its first answer is fast
+        return model
 
     @classmethod
     def load(cls, path: Path) -> TextClassifier:

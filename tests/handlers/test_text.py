@@ -22,6 +22,12 @@ from handlers.text import normalise_text
         pytest.param("  路灯不亮  ", "路灯不亮", id="stripped"),
         pytest.param("", "", id="empty"),
         pytest.param("Ｉｎｄｕｓｔｒｉａｌ Park", "industrial park", id="full-width-english"),
+        # OpenCC's phrase table would make these 坯; a simplified text is left as it is.
+        pytest.param(
+            "电梯一坏就下不了楼,玉米打坏了", "电梯一坏就下不了楼,玉米打坏了", id="simplified-kept"
+        ),
+        pytest.param("路燈壞了", "路灯坏了", id="traditional-broken"),
+        pytest.param("𠮷野家 好吃", "𠮷野家好吃", id="beyond-the-bmp"),
     ],
 )
 def test_normalise_text(raw: str, expected: str) -> None:
