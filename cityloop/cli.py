@@ -34,6 +34,37 @@ app.command()(classify)
 register_loadtest(app)
 
 
+def installed_version() -> str:
+    """cityloop's version as installed (the package's metadata, from pyproject.toml)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("cityloop")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(f"cityloop {installed_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print cityloop's version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """The `cityloop` command: broker, worker, API, and `up` to run them all."""
+
+
 def configure_logging(level: str = "WARNING", role: str = "cli") -> None:
     """The one logger setup (cityloop.logs), in the format CITYLOOP_LOG_FORMAT names."""
     from cityloop.logs import configure_logging as set_up_logging
