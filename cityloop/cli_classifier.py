@@ -12,7 +12,8 @@ import typer
 from topology import Topology, TopologyValidationError, load_topology
 
 if TYPE_CHECKING:
-    from cityloop.classifier_train import Evaluation, Example, SkippedLine
+    from cityloop.classifier_train import Evaluation
+    from cityloop.corpus import Example, SkippedLine
     from handlers.classifier import TextClassifier
 
 app = typer.Typer(
@@ -82,32 +83,58 @@ def train(
     no_corpus: Annotated[
         bool, typer.Option("--no-corpus", help="Leave out the shipped corpus.")
     ] = False,
+    with_held_out: Annotated[
+        bool,
+        typer.Option(
+            "--with-held-out",
+            help="Train on the corpus's held-out eighth too (then nothing of it measures the "
+            "model and the load generator's words are known to it).",
+        ),
+    ] = False,
+    from_history: Annotated[
+        bool,
+        typer.Option(
+            "--from-history",
+            help="Add what dispatchers decided: hotline orders whose category a dispatcher set "
+            "or confirmed, read from the case-event topic of the configured broker.",
+        ),
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option("--out", "-o", help="Where to write the model (default: the shipped path)."),
     ] = None,
     topology_file: TopologyFile = None,
 ) -> None:
-    """Train a model on the shipped corpus and each --from file; lines whose category the
-    topology does not know are reported and skipped. Prints the training summary."""
-    from cityloop.classifier_train import TrainingError, corpus_paths, read_examples
+    """Train a model on the shipped corpus (but its held-out eighth), each --from file and,
+    with --from-history, what the city's dispatchers decided; lines whose category the topology
+    does not know are reported and skipped. Prints the training summary."""
+    from cityloop.classifier_train import TrainingError
     from cityloop.classifier_train import train as train_model
+    from cityloop.corpus import corpus_paths, read_examples
     from handlers.classifier import default_model_path
 
     topology = _load_topology(topology_file)
     # A flat catalogue (no classes) makes each category its own class.
     classes = {code: topology.class_of(code) or code for code in topology.categories}
-    paths = ([] if no_corpus else corpus_paths()) + list(sources or [])
-    if not paths:
-        typer.echo("nothing to train on: no corpus and no --from file", err=True)
-        raise typer.Exit(1)
     examples: list[Example] = []
     skipped: list[SkippedLine] = []
-    for path in paths:
+    for path in [] if no_corpus else corpus_paths():
+        read, not_read = read_examples(path, classes)
+        examples += [example for example in read if with_held_out or not example.held_out]
+        skipped += not_read
+    for path in sources or []:
         read, not_read = read_examples(path, classes)
         examples += read
         skipped += not_read
+    if from_history:
+        decided = dispatchers_decisions(classes)
+        typer.echo(f"{len(decided)} orders decided by dispatchers in the case history", err=True)
+        examples += decided
+    if not examples:
+        typer.echo("nothing to train on: no corpus, no --from file, no history", err=True)
+        raise typer.Exit(1)
     _report_skipped(skipped)
+    paths = [*([] if no_corpus else corpus_paths()), *(sources or [])]
     categories = Counter(example.category for example in examples)
     typer.echo(
         f"training on {len(examples)} examples of {len(categories)} categories "
@@ -124,6 +151,65 @@ def train(
     target.write_bytes(result.model_bytes)
     typer.echo(f"wrote {result.classifier.version} to {target} ({len(result.model_bytes)} bytes)")
     typer.echo("\n".join(_describe_summary(result.summary)))
+
+
+def dispatchers_decisions(classes: dict[str, str]) -> list[Example]:
+    """Hotline orders whose category a dispatcher set or confirmed, from the case-event topic
+    (whole decisions only), as examples of the categories the topology knows."""
+    from cityloop.contracts import CASE_EVENT_ADAPTER
+    from cityloop.corpus import Example
+    from cityloop.settings import get_settings
+    from handlers.triage import dispatcher_labels
+    from streams.decisions import whole_decisions
+    from streams.history import read_records
+    from streams.topics import topics_for
+
+    settings = get_settings()
+    records = whole_decisions(
+        read_records(settings.bootstrap_servers, topics_for(settings).case_events)
+    )
+    events = (
+        CASE_EVENT_ADAPTER.validate_json(record.value)
+        for record in records
+        if record.value is not None
+    )
+    return [
+        Example(title, text, category)
+        for title, text, category in dispatcher_labels(events)
+        if category in classes
+    ]
+
+
+@app.command()
+def publish(
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="A model file.")],
+) -> None:
+    """Put a model into service: running workers swap to it (and say so on the
+    command-outcomes topic); a worker that starts later takes the newest one published."""
+    from handlers.classifier import ClassifierModelError, TextClassifier
+
+    data = file.read_bytes()
+    try:
+        classifier = TextClassifier.from_bytes(data)
+    except ClassifierModelError as error:
+        typer.echo(f"not published: {error}", err=True)
+        raise typer.Exit(1) from None
+    from kafka import KafkaProducer
+
+    from cityloop.settings import get_settings
+    from streams.topics import topics_for
+
+    settings = get_settings()
+    sender = KafkaProducer(
+        bootstrap_servers=settings.bootstrap_servers,
+        acks="all",
+        max_request_size=len(data) + 1_048_576,  # one record: the whole model
+    )
+    try:
+        sender.send(topics_for(settings).classifier, key=b"current", value=data).get(timeout=60)
+    finally:
+        sender.close()
+    typer.echo(f"published {classifier.version} to {topics_for(settings).classifier}")
 
 
 def _describe_summary(summary: dict[str, Any]) -> list[str]:
@@ -165,8 +251,9 @@ def evaluate(
 ) -> None:
     """Accuracy, class accuracy, coverage and accuracy above the model's thresholds, and a
     confusion table by class."""
-    from cityloop.classifier_train import TrainingError, read_examples
+    from cityloop.classifier_train import TrainingError
     from cityloop.classifier_train import evaluate as evaluate_model
+    from cityloop.corpus import read_examples
 
     classifier = load_classifier(model)
     examples: list[Example] = []

@@ -161,7 +161,7 @@ def test_thresholds_decide_sure(loaded: TextClassifier) -> None:
 
 def test_thresholds_reach_their_targets_out_of_fold(trained: TrainingResult) -> None:
     summary = trained.summary
-    for name, target in [("class_threshold", 0.95), ("category_threshold", 0.90)]:
+    for name, target in [("class_threshold", 0.98), ("category_threshold", 0.95)]:
         choice = summary[name]
         assert choice["target"] == target
         assert choice["accuracy"] >= target or choice["coverage"] == 0
