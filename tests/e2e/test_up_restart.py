@@ -121,6 +121,8 @@ def test_a_restarted_up_keeps_every_case_and_takes_commands_on_them(
     finally:
         second.kill_everything()
 
+    if read_model:
+        return  # --fresh empties whatever database the read model is: once is enough
     fresh = start_up(tmp_path, "--fresh", ports_of=first)
     try:
         assert cases_and_timelines(fresh) == {}

@@ -65,8 +65,12 @@ def test_worker_and_api_recover_after_the_broker_restarts(tmp_path: Path) -> Non
         assert wait_for(lambda: all_have_cases(system, before), timeout_s=60)
 
         broker.stop()
-        time.sleep(5)
-        assert httpx.get(f"{system.api_url}/readyz", timeout=10).status_code == 503
+        # readiness follows the broker: awaited, not slept on
+        assert wait_for(
+            lambda: httpx.get(f"{system.api_url}/readyz", timeout=10).status_code == 503,
+            timeout_s=15,
+            interval_s=0.2,
+        )
         broker = EmbeddedBroker(port=port).start()  # memory storage: every topic is gone
         restarted = time.monotonic()
 
