@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -125,10 +126,13 @@ class Supervisor:
         cases take commands (api/restore.py); `fresh` empties the read model instead."""
         from api.restore import empty_read_model, restore_case_events
         from cityloop.logs import redacted_url
+        from streams.keep import KEPT_DIR, put_back_kept
         from streams.topics import ensure_topics
 
         database = redacted_url(self.settings.database_url)
+        kept = self.settings.data_dir / KEPT_DIR
         if fresh:
+            shutil.rmtree(kept, ignore_errors=True)
             dropped = asyncio.run(empty_read_model(self.settings))
             self.console.print(
                 f"fresh start: emptied the read model at {database} ({dropped} case events)"
@@ -143,6 +147,23 @@ class Supervisor:
                 f"from {database}, put back on the broker in "
                 f"{time.monotonic() - started:.1f}s (start afresh with --fresh)"
             )
+        states = put_back_kept(self.settings, kept)
+        if any(states.values()):
+            self.console.print(
+                "kept from the last run: "
+                + ", ".join(f"{count} {name} record(s)" for name, count in states.items())
+                + f" ({kept})"
+            )
+
+    def _keep_broker_state(self) -> None:
+        """Before the embedded broker stops: the areas' modes and the topology and classifier
+        versions in service go to the data directory (streams/keep.py)."""
+        from streams.keep import KEPT_DIR, save_kept
+
+        try:
+            save_kept(self.settings, self.settings.data_dir / KEPT_DIR, timeout_s=5.0)
+        except Exception as exc:  # the stop goes on; what an earlier stop kept stays
+            self.console.print(f"[red]could not keep the modes and versions: {exc!r}[/]")
 
     def _wait_ready(self, timeout_s: float, logs: Path) -> None:
         url = f"http://{self.settings.api_host}:{self.settings.api_port}/healthz"
@@ -212,6 +233,8 @@ class Supervisor:
             time.sleep(0.05)
         self.children.clear()
         if self.broker is not None:
+            if not self._forced:
+                self._keep_broker_state()
             self.broker.stop(0.0 if self._forced else BROKER_GRACE_S)
             self.broker = None
 

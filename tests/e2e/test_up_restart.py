@@ -1,18 +1,23 @@
 """A restarted `cityloop up` on the embedded broker, which forgets every topic, keeps every case:
 the same cases with the same timelines, and old cases take commands, on the default SQLite read
-model in the data directory and on PostgreSQL; `--fresh` starts empty."""
+model in the data directory and on PostgreSQL; an area's emergency mode is kept too; `--fresh`
+starts empty."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from kafka import KafkaProducer
 
-from cityloop.contracts import Source
+from cityloop.contracts import Mode, Source, SwitchMode
+from streams.history import read_history
 from tests.conftest import bearer, postgres_database
 from tests.e2e.running_up import Up, start_up
 from tests.streams.test_pipeline import cloudevent, wait_for
@@ -44,10 +49,33 @@ def cases_and_timelines(up: Up) -> dict[str, Any]:
     }
 
 
-def post(up: Up, lat: float, **data: Any) -> str:
-    event = cloudevent(
-        Source.HOTLINE, area_code=None, location={"lat": lat, "lon": 104.0802}, **data
+def switch_to_emergency(up: Up, district: str) -> None:
+    """平急切换, as a centre's system sends it: to every case partition; the worker records it
+    on the modes topic once applied."""
+    switch = SwitchMode(
+        command_id=f"mode-{uuid.uuid4().hex[:8]}",
+        area_code=district,
+        mode=Mode.EMERGENCY,
+        actor=f"centre:{district}",
+        issued_at=datetime.now(UTC),
     )
+    bootstrap = f"127.0.0.1:{up.ports['broker']}"
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        for partition in range(4):
+            producer.send(
+                "cityloop.case-control",
+                value=switch.model_dump_json().encode(),
+                partition=partition,
+            ).get(timeout=10)
+    finally:
+        producer.close()
+    assert wait_for(lambda: list(read_history(bootstrap, "cityloop.modes")), 30)
+
+
+def post(up: Up, lat: float | None = None, **data: Any) -> str:
+    placed = {"area_code": None, "location": {"lat": lat, "lon": 104.0802}} if lat else {}
+    event = cloudevent(Source.HOTLINE, **placed, **data)
     posted = httpx.post(
         f"{up.api_url}/v1/events/hotline",
         content=json.dumps(event, ensure_ascii=False),
@@ -83,6 +111,10 @@ def test_a_restarted_up_keeps_every_case_and_takes_commands_on_them(
             30,
         )
         assert before, first.log("api")[-3000:]
+        if (
+            not read_model
+        ):  # an area's mode is the broker's (streams/keep.py), whatever the database
+            switch_to_emergency(first, "510105")
         assert first.stop() == 0
     finally:
         first.kill_everything()
@@ -117,6 +149,27 @@ def test_a_restarted_up_keeps_every_case_and_takes_commands_on_them(
         kept = [entry["type"] for entry in before[accepted_id]["timeline"]]
         assert timeline == [*kept, "CaseResolved"]
         assert after[waiting_id]["status"] == "accepted"
+        if not read_model:
+            assert "kept from the last run: 1 modes record(s)" in second.output()
+            # the district is still in emergency mode: waterlogging there goes to the medium
+            # loop, not the small one of normal times (test_lifecycle_stream's emergency test)
+            post(
+                second,
+                title="积水",
+                text="路口积水很深",
+                category_code="waterlogging",
+                area_code="510105001001",
+            )
+            flooded = wait_for(
+                lambda: [
+                    case
+                    for case_id, case in cases_and_timelines(second).items()
+                    if case_id not in before and case["category_code"] == "waterlogging"
+                ],
+                30,
+            )
+            assert flooded, second.log("worker")[-3000:]
+            assert flooded[0]["loop"] == "medium", flooded[0]
         assert second.stop() == 0
     finally:
         second.kill_everything()
