@@ -116,6 +116,9 @@ def test_a_restarted_up_keeps_every_case_and_takes_commands_on_them(
         ):  # an area's mode is the broker's (streams/keep.py), whatever the database
             switch_to_emergency(first, "510105")
         assert first.stop() == 0
+        if not read_model:  # the default read model is the data directory's, kept as it was
+            assert (tmp_path / "data" / "cityloop.db").exists()
+            assert not (tmp_path / "var").exists()
     finally:
         first.kill_everything()
 

@@ -44,17 +44,18 @@ def publish(system: RunningSystem, source: str, value: bytes, key: bytes | None 
         producer.close()
 
 
-_DETAILS: dict[tuple[str, str], dict[str, Any]] = {}
-"""Case details read already, by (API, case id). A case's detail is read again only when its
-version moved, so that looking for a report on a system that many tests share does not read
-every case again each time (hundreds of requests a look, many looks a test); what is returned
-is the detail at the version the listing shows."""
+_DETAILS: dict[tuple[str, str, str], dict[str, Any]] = {}
+"""Case details read already, by (API, topic prefix, case id: a port may serve another system
+later in the session). A case's detail is read again only when its version moved, so that
+looking for a report on a system that many tests share does not read every case again each time
+(hundreds of requests a look, many looks a test); what is returned is the detail at the version
+the listing shows."""
 
 
 def cases_with_report(system: RunningSystem, idempotency_key: str) -> list[dict[str, Any]]:
     found = []
     for item in every_case(system):
-        slot = (system.api_url, item["case_id"])
+        slot = (system.api_url, system.prefix, item["case_id"])
         detail = _DETAILS.get(slot)
         if detail is None or detail["version"] != item["version"]:
             detail = httpx.get(
