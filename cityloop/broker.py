@@ -119,6 +119,10 @@ class EmbeddedBroker:
         log.info("embedded broker answers at %s (pid %s)", self.bootstrap, self._process.pid)
         return self
 
+    def exit_code(self) -> int | None:
+        """The broker process's exit status once it has ended; None while it runs."""
+        return self._process.poll() if self._process is not None else None
+
     def stop(self, timeout_s: float = 5.0) -> None:
         process, self._process = self._process, None
         if process is None or process.poll() is not None:

@@ -207,12 +207,16 @@ class Supervisor:
 
     def watch(self) -> None:
         """Block until a stop signal (StopRequested, raised by the handler `stop_signals`
-        installs) or until a child dies."""
+        installs) or until a child dies: the broker too, for a worker and an API left without
+        theirs would retry it for ever, and the next `up` puts back what the read model holds."""
         while True:
             for role, child in self.children.items():
                 if child.poll() is not None:
                     self.console.print(f"[red]the {role} exited ({child.returncode})[/]")
                     return
+            if self.broker is not None and (code := self.broker.exit_code()) is not None:
+                self.console.print(f"[red]the embedded broker exited ({code})[/]")
+                return
             time.sleep(0.5)
 
     def stop_all(self, timeout_s: float = GRACE_S) -> None:
@@ -233,7 +237,7 @@ class Supervisor:
             time.sleep(0.05)
         self.children.clear()
         if self.broker is not None:
-            if not self._forced:
+            if not self._forced and self.broker.exit_code() is None:
                 self._keep_broker_state()
             self.broker.stop(0.0 if self._forced else BROKER_GRACE_S)
             self.broker = None

@@ -6,6 +6,7 @@ leaves are its log files: without terminal codes, and JSON lines when asked for.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -72,6 +73,22 @@ def test_children_of_a_killed_up_stop_themselves(tmp_path: Path) -> None:
         # the parent-death signal asks each to stop at once; a worker or API that still runs
         # 10 s later (a worker whose broker went first retries it) exits regardless
         assert up.wait_gone(20) == []
+        assert up.open_ports() == []
+    finally:
+        up.kill_everything()
+
+
+def test_up_stops_everything_when_its_broker_dies(tmp_path: Path) -> None:
+    up = start_up(tmp_path)
+    try:
+        broker = next(
+            pid for pid in up.children() if "broker" in Path(f"/proc/{pid}/cmdline").read_text()
+        )
+        os.kill(broker, signal.SIGKILL)  # the OOM killer's choice, say
+        # up notices, stops the worker and the API (15 s of grace at most) and exits
+        assert up.process.wait(40) == 0, up.output()
+        assert "the embedded broker exited" in up.output()
+        assert up.wait_gone(5) == []
         assert up.open_ports() == []
     finally:
         up.kill_everything()
