@@ -5,21 +5,17 @@ hotline publisher and with no token, finds no 5xx and no answer the document doe
 
 from __future__ import annotations
 
-import asyncio
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import schemathesis
 from pydantic import BaseModel
 from schemathesis import Case
-from sqlalchemy.engine import make_url
 
 from api import schemas
 from api.main import REFERENCED_MODELS, create_app
@@ -39,7 +35,14 @@ from handlers.book import CaseBook
 from handlers.cells import correlation_key
 from handlers.intake import Accepted, take_in
 from handlers.privacy import mask_caller
-from tests.conftest import TEST_SECRET, RunningSystem, bearer, start_system, stop_system
+from tests.conftest import (
+    TEST_SECRET,
+    RunningSystem,
+    bearer,
+    postgres_database,
+    start_system,
+    stop_system,
+)
 from tests.streams.test_pipeline import wait_for
 from topology import load_topology
 
@@ -206,24 +209,8 @@ def found(response: httpx.Response) -> httpx.Response | None:
 def database_url(postgres_url: str) -> Iterator[str]:
     """A PostgreSQL database of its own, dropped afterwards: PostgreSQL refuses what SQLite lets
     pass (a NUL in a string, an integer over a column's range), so it is where a 500 shows."""
-    url = make_url(postgres_url)
-    name = f"openapi_{uuid.uuid4().hex[:12]}"
-    server = url.set(drivername="postgresql", database="postgres").render_as_string(
-        hide_password=False
-    )
-
-    async def run(statement: str) -> None:
-        connection = await asyncpg.connect(server)
-        try:
-            await connection.execute(statement)
-        finally:
-            await connection.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database(postgres_url, prefix="openapi") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
