@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 from rich.console import Console
+from sqlalchemy.exc import SQLAlchemyError
 
 from cityloop.broker import EmbeddedBroker
 from cityloop.errors import CityloopError, ConfigurationError
@@ -71,14 +72,15 @@ class Supervisor:
         raise StopRequested(signal.Signals(signum).name)
 
     def start_all(self, ready_timeout_s: float = 60.0, fresh: bool = False) -> None:
-        logs = self.settings.data_dir / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        self._keep_secret()
         if fresh and not self.settings.embedded_broker:
             raise ConfigurationError(
                 "--fresh starts the embedded broker's cases afresh; an external Kafka keeps its "
-                "topics (empty the read model with `cityloop projection rebuild`)"
+                "topics, and the read model follows them (`cityloop projection rebuild` folds "
+                "them into it again)"
             )
+        logs = self.settings.data_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        self._keep_secret()
         if self.settings.embedded_broker:
             self.broker = EmbeddedBroker(
                 self.settings.broker_host,
@@ -131,16 +133,19 @@ class Supervisor:
 
         database = redacted_url(self.settings.database_url)
         kept = self.settings.data_dir / KEPT_DIR
-        if fresh:
-            shutil.rmtree(kept, ignore_errors=True)
-            dropped = asyncio.run(empty_read_model(self.settings))
-            self.console.print(
-                f"fresh start: emptied the read model at {database} ({dropped} case events)"
-            )
-            return
-        ensure_topics(self.settings)
-        started = time.monotonic()
-        restored = asyncio.run(restore_case_events(self.settings))
+        try:
+            if fresh:
+                shutil.rmtree(kept, ignore_errors=True)
+                dropped = asyncio.run(empty_read_model(self.settings))
+                self.console.print(
+                    f"fresh start: emptied the read model at {database} ({dropped} case events)"
+                )
+                return
+            ensure_topics(self.settings)
+            started = time.monotonic()
+            restored = asyncio.run(restore_case_events(self.settings))
+        except (OSError, SQLAlchemyError) as exc:  # the API could not start on it either
+            raise CityloopError(f"the read model at {database} does not answer: {exc}") from exc
         if restored.events:
             self.console.print(
                 f"kept from earlier runs: {restored.cases} cases, {restored.events} case events "
