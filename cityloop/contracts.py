@@ -448,6 +448,12 @@ class TriageDecision(StrEnum):
 class CategoryCandidate(Contract):
     """A category the classifier considered, with its probability."""
 
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={"examples": [{"code": "wage_arrears", "score": 0.46}]},
+    )
+
     code: str
     score: Annotated[float, Field(ge=0, le=1)]
 
@@ -592,7 +598,7 @@ class Assignment(Contract):
                             "detail": "urban_management: 510104001.urban_management",
                         },
                     ],
-                    "topology_version": "chengdu-2024.1",
+                    "topology_version": "chengdu-2026.1",
                 }
             ]
         }

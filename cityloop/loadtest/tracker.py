@@ -81,6 +81,12 @@ class ReplayTracker:
             opened = self._opening.pop(case_id, None)
             if opened is not None:
                 self._finish(opened, "case_dispatched", observed_at, case_id)
+        elif kind == "CaseSentToDesk":
+            # waiting for a person is where the system's part ends: the record is accounted for
+            opened = self._opening.pop(case_id, None)
+            if opened is not None:
+                self.outcomes["sent_to_desk"] += 1
+                self._finish(opened, "sent_to_desk", observed_at, case_id)
         elif kind == "ReportAttached":
             index = self._take(_key(event.get("report"), "idempotency_key"))
             if index is not None:
