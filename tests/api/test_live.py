@@ -202,13 +202,18 @@ def follow(
     ) as response:
         assert response.status_code == 200, response.read()
         opened.set()
-        for line in response.iter_lines():
-            if stop.is_set():
-                return
-            raw.append(line)
-            change = take_line(line, fields)
-            if change is not None:
-                into.append(change)
+        try:
+            for line in response.iter_lines():
+                if stop.is_set():
+                    return
+                raw.append(line)
+                change = take_line(line, fields)
+                if change is not None:
+                    into.append(change)
+        except httpx.RemoteProtocolError:
+            if not stop.is_set():
+                raise  # the stream broke while the test still listened
+            # the API was stopped under a listener the test was done with
 
 
 def topic_events(system: RunningSystem) -> list[CaseEvent]:
