@@ -8,6 +8,7 @@ import hashlib
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from cityloop.classifier_train import TrainingOptions, train
 from cityloop.contracts import Source
 from cityloop.corpus import Example
-from tests.conftest import RunningSystem
+from tests.conftest import RunningSystem, start_system, stop_system
 from tests.reliability.test_worker_crash import case_history
 from tests.streams.test_lifecycle_stream import outcome_of
 from tests.streams.test_pipeline import cloudevent, publish, wait_for
@@ -52,6 +53,19 @@ def cityloop(system: RunningSystem, *args: str) -> subprocess.CompletedProcess[s
         text=True,
         timeout=120,
     )
+
+
+@pytest.fixture
+def system(
+    kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningSystem]:
+    """A system of its own: the classifier it is given must not triage other tests' orders,
+    nor theirs reach it."""
+    running = start_system(kafka_bootstrap, tmp_path_factory.mktemp("classifier"))
+    try:
+        yield running
+    finally:
+        stop_system(running)
 
 
 def test_a_published_classifier_triages_what_comes_next(
