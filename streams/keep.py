@@ -42,7 +42,7 @@ def save_kept(settings: Settings, directory: Path, timeout_s: float = 15.0) -> d
     saved = {}
     for name, topic in kept_topics(settings).items():
         newest: dict[bytes | None, Any] = {}
-        for record in read_records(settings.bootstrap_servers, topic, timeout_s):
+        for record in read_records(settings.bootstrap_servers, topic, stall_s=timeout_s):
             newest.pop(record.key, None)  # in the order of each key's newest record
             newest[record.key] = record
         lines = [
