@@ -343,9 +343,16 @@ PAYLOADS: dict[Source, type[SourcePayload]] = {
 SOURCE_OF_TYPE: dict[str, Source] = {event_type: src for src, event_type in EVENT_TYPES.items()}
 
 
+def idempotency_key_for(source: str, event_id: str) -> str:
+    """The idempotency key of the CloudEvent with this `source` and `id` (the pair CloudEvents
+    makes unique): what a source topic's records are keyed by and a case names its reports by.
+    Every place that builds one builds it here."""
+    return f"{source}|{event_id}"
+
+
 class CloudEvent(Contract):
     """The wire envelope: CloudEvents 1.0, structured JSON mode. `source` + `id` is the
-    idempotency key."""
+    idempotency key (`idempotency_key_for`)."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -385,7 +392,7 @@ class CloudEvent(Contract):
 
     @property
     def idempotency_key(self) -> str:
-        return f"{self.source}|{self.id}"
+        return idempotency_key_for(self.source, self.id)
 
 
 # --- normalised incident ------------------------------------------------------------------

@@ -8,7 +8,7 @@ from importlib import resources
 
 import httpx
 
-from cityloop.contracts import Source
+from cityloop.contracts import Source, idempotency_key_for
 from cityloop.settings import Settings
 from streams.topics import topics_for
 
@@ -32,7 +32,7 @@ def publish_demo(settings: Settings) -> int:
                 raise ValueError(f"demo line without an event object: {line}")
             producer.send(
                 names.source(Source(str(line["source"]))),
-                key=f"{event['source']}|{event['id']}".encode(),
+                key=idempotency_key_for(str(event["source"]), str(event["id"])).encode(),
                 value=json.dumps(event, ensure_ascii=False).encode(),
             )
         producer.flush(timeout=30)

@@ -33,7 +33,13 @@ from api.schemas import (
     Open311ServiceRequest,
     example_of,
 )
-from cityloop.contracts import EVENT_TYPES, DeadLetter, ReportSummary, Source
+from cityloop.contracts import (
+    EVENT_TYPES,
+    DeadLetter,
+    ReportSummary,
+    Source,
+    idempotency_key_for,
+)
 from handlers.access import Principal, Role
 from handlers.case import CaseStatus
 from topology import CategorySpec, Topology
@@ -448,7 +454,7 @@ async def get_request(
     see — any other is 404."""
     if principal.role is Role.PUBLISHER:
         may_open311(principal)
-    key = f"{OPEN311_EVENT_SOURCE}|{service_request_id}"
+    key = idempotency_key_for(OPEN311_EVENT_SOURCE, service_request_id)
     found = await read(functools.partial(request_on_case, key=key))
     if found is None:
         raise _not_found(service_request_id)
@@ -558,7 +564,7 @@ async def search_requests(
     that case has taken the merged case's reports in."""
     if principal.role is Role.PUBLISHER:
         may_open311(principal)
-    prefix = f"{OPEN311_EVENT_SOURCE}|"
+    prefix = idempotency_key_for(OPEN311_EVENT_SOURCE, "")  # what every key of ours starts with
     query = (
         select(ReportRow, CaseRow)
         .join(CaseRow, CaseRow.case_id == ReportRow.case_id)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from cityloop.contracts import EVENT_TYPES, AreaLevel, Source
+from cityloop.contracts import EVENT_TYPES, AreaLevel, Source, idempotency_key_for
 from cityloop.corpus import shipped_examples
 from cityloop.loadtest.streamfile import StreamRecord, event_bytes
 from topology import Topology
@@ -310,7 +310,7 @@ class ScenarioGenerator:
             "time": when.isoformat(timespec="milliseconds"),
             "data": data,
         }
-        key = f"{EVENT_SOURCES[source]}|{event_id}"
+        key = idempotency_key_for(EVENT_SOURCES[source], event_id)
         record = StreamRecord(
             value=event_bytes(event),
             key=key.encode(),

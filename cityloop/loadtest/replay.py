@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cityloop.contracts import Source
+from cityloop.contracts import Source, idempotency_key_for
 from cityloop.loadtest.pacing import Pacing, due_offsets
 from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.loadtest.tracker import ReplayTracker
@@ -78,7 +78,7 @@ def idempotency_key(record: StreamRecord) -> str | None:
         except (ValueError, UnicodeDecodeError, RecursionError):
             return None
     if isinstance(event, dict) and isinstance(event.get("source"), str) and "id" in event:
-        return f"{event['source']}|{event['id']}"
+        return idempotency_key_for(event["source"], str(event["id"]))
     return None
 
 

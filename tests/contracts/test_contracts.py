@@ -20,6 +20,7 @@ from cityloop.contracts import (
     HotlineWorkOrder,
     IoTAlarm,
     Source,
+    idempotency_key_for,
 )
 from cityloop.demo import demo_lines
 from handlers.intake import describe_validation_error
@@ -131,7 +132,7 @@ def test_cloudevent_envelope_and_idempotency_key() -> None:
             "data": IOT,
         }
     )
-    assert event.idempotency_key == "/x|A"
+    assert event.idempotency_key == "/x|A" == idempotency_key_for("/x", "A")
     with pytest.raises(ValidationError, match="specversion"):
         CloudEvent.model_validate({**event.model_dump(), "specversion": "0.3"})
     with pytest.raises(ValidationError, match="data"):
