@@ -12,19 +12,21 @@ import typer
 from rich.console import Console
 
 from cityloop.broker import EmbeddedBroker, port_open, wait_until_answers
+from cityloop.cli_classifier import app as classifier_app
+from cityloop.cli_classify import classify
+from cityloop.cli_dlq import app as dlq_app
+from cityloop.cli_loadtest import register as register_loadtest
+from cityloop.cli_projection import app as projection_app
+from cityloop.cli_topology import app as topology_app
 from cityloop.errors import CityloopError
+from cityloop.logs import configure_logging_for as configure_logging
 from cityloop.settings import get_settings
 
+# the subcommands' modules import nothing of this one (tests/test_layers.py): they are added
+# to the `cityloop` command here, and take what they share from the leaf (cityloop.logs)
 app = typer.Typer(no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 console = Console(stderr=True, soft_wrap=True)  # tokens and curl lines must copy whole
 log = logging.getLogger(__name__)
-
-from cityloop.cli_classifier import app as classifier_app  # noqa: E402
-from cityloop.cli_classify import classify  # noqa: E402
-from cityloop.cli_dlq import app as dlq_app  # noqa: E402
-from cityloop.cli_loadtest import register as register_loadtest  # noqa: E402
-from cityloop.cli_projection import app as projection_app  # noqa: E402
-from cityloop.cli_topology import app as topology_app  # noqa: E402
 
 app.add_typer(topology_app, name="topology")
 app.add_typer(dlq_app, name="dlq")
@@ -63,13 +65,6 @@ def options(
     ] = False,
 ) -> None:
     """The `cityloop` command: broker, worker, API, and `up` to run them all."""
-
-
-def configure_logging(level: str = "WARNING", role: str = "cli") -> None:
-    """The one logger setup (cityloop.logs), in the format CITYLOOP_LOG_FORMAT names."""
-    from cityloop.logs import configure_logging as set_up_logging
-
-    set_up_logging(level, role, get_settings().log_format)
 
 
 @app.command()

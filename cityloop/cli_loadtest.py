@@ -20,9 +20,9 @@ def _print_json(document: Any) -> None:
 
 
 def _quiet_logs() -> None:
-    from cityloop.cli import configure_logging
+    from cityloop.logs import configure_logging_for
 
-    configure_logging()
+    configure_logging_for()
 
 
 def generate(

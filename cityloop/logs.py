@@ -14,6 +14,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from cityloop.settings import get_settings
+
 REQUEST_ID: ContextVar[str | None] = ContextVar("cityloop_request_id", default=None)
 """The id of the HTTP request being answered (api/access.py sets it)."""
 
@@ -130,3 +132,9 @@ def configure_logging(
     uvicorn_access.propagate = False
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
     logging.captureWarnings(True)  # a library's warning is a record in the same format
+
+
+def configure_logging_for(level: str = "WARNING", role: str = "cli") -> None:
+    """`configure_logging` in the format CITYLOOP_LOG_FORMAT names: what each command (the CLI's,
+    the load tester's, the benchmark's) calls before it does anything."""
+    configure_logging(level, role, get_settings().log_format)

@@ -355,9 +355,9 @@ def bench(
 ) -> None:
     """Measure ceiling, pipeline throughput, latency at fixed rates and two workers."""
     from cityloop.broker import EmbeddedBroker, free_port
-    from cityloop.cli import configure_logging
+    from cityloop.logs import configure_logging_for
 
-    configure_logging()
+    configure_logging_for()
     events = events or (4_000 if quick else 15_000)
     rate_seconds = rate_seconds or (4.0 if quick else 10.0)
     base = get_settings()
