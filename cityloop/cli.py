@@ -106,18 +106,18 @@ def worker(
     created = ensure_topics(settings)
     from faust.worker import Worker
 
-    from streams.app import app as faust_app
-    from streams.app import metrics as worker_metrics
+    from streams.worker import build_worker
 
-    worker_metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
+    city_worker = build_worker(settings)
+    city_worker.metrics.serve(settings.worker_metrics_host, settings.worker_metrics_port)
 
     if after_topic_loss:
-        forget_committed_offsets(settings, faust_app.conf.id)
+        forget_committed_offsets(settings, city_worker.app.conf.id)
         log.warning("worker restarted after the topic loss: created %d topics again", len(created))
     watch_for_topic_loss(settings, _restart_worker)
 
     running = Worker(
-        faust_app,
+        city_worker.app,
         loglevel=log_level,
         quiet=True,
         redirect_stdouts=False,

@@ -1,6 +1,6 @@
 """The wall clock. What decides is handed a moment or a clock (the API and its tokens, the
 projector's lag), so that tests set time; the worker's own clock is its records' timestamps
-(streams.app), the wall clock only for its ticks."""
+(streams/worker.py), the wall clock only for its ticks."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class _RequestId(logging.Filter):
 
 
 class LineFormatter(logging.Formatter):
-    """`2026-12-02T09:15:00.123Z WARNING worker streams.app: message [request_id=…]`"""
+    """`2026-12-02T09:15:00.123Z WARNING worker streams.worker: message [request_id=…]`"""
 
     def __init__(self, role: str) -> None:
         super().__init__()

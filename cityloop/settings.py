@@ -35,6 +35,21 @@ class Settings(BaseSettings):
         "on the control topic move time (replays, tests)",
     )
     tick_interval_s: float = Field(default=5.0, gt=0, description="how often deadlines are checked")
+    snapshot_interval_s: float = Field(
+        default=60.0, gt=0, description="how often a changed case partition's book is snapshot"
+    )
+    finished_case_hours: float = Field(
+        default=6.0,
+        gt=0,
+        description="a case no longer open stays in the worker's memory this long, then in its "
+        "archive on disk (brought back when named again)",
+    )
+    idempotency_window_hours: float = Field(
+        default=96.0,
+        gt=0,
+        description="a report's idempotency key or a command id is recognised again for at "
+        "least half of this, at most all of it",
+    )
 
     database_url: str = Field(
         default="",

@@ -1,12 +1,22 @@
-"""The case book: every case a worker is responsible for, folded from the case-event topic, with
-the indexes its decisions need (dedup, open cases by correlation key, devices, deadlines)."""
+"""The case book: the cases of one case partition, folded from that partition of the case-event
+topic, with the indexes its decisions need (dedup, open cases by correlation key, devices,
+deadlines).
+
+The book is bounded. A case that is no longer open leaves it once `Retention.finished_window`
+has passed (`retire`), into an `Archive` that brings it back whenever a command, a duplicate
+report or a merge names it again (`case`). Idempotency keys and command ids are kept for a
+retention window, in two generations that turn over every half window, so a key is remembered
+for at least half a window and at most a whole one.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from heapq import heappop, heappush
+from typing import Protocol
 
 from cityloop.contracts import (
     CaseEvent,
@@ -23,24 +33,76 @@ from handlers.correlate import CorrelationDecision, SeenReport, correlate
 from topology import Topology
 
 
+class Archive(Protocol):
+    """Where cases that left the book wait, in case they are named again."""
+
+    def keep(self, states: list[CaseState]) -> None: ...
+
+    def fetch(self, case_id: str) -> CaseState | None: ...
+
+
+class NoArchive:
+    """For a book that never retires a case (a benchmark, a one-off fold)."""
+
+    def keep(self, states: list[CaseState]) -> None:
+        raise RuntimeError("a book without an archive retires no case")
+
+    def fetch(self, case_id: str) -> CaseState | None:
+        return None
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the book keeps what it no longer needs every day."""
+
+    finished_window: timedelta = timedelta(hours=6)
+    """A case no longer open stays in memory this long (verified, reopened, a late duplicate),
+    then waits in the archive."""
+    idempotency_window: timedelta = timedelta(days=4)
+    """Idempotency keys and command ids are known for at least half of this, at most all of it:
+    a publisher's retry or a redelivery inside it is recognised."""
+
+
+Seen = dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]]
+
+
 class CaseBook:
     """Derived state only: it can always be rebuilt by folding the case events again."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: Retention | None = None, archive: Archive | None = None) -> None:
+        self.retention = retention or Retention()
+        self.archive: Archive = archive or NoArchive()
         self.cases: dict[str, CaseState] = {}
         # idempotency key -> (case id, where its records were read, content digest); plain
-        # tuples of strings and ints, which the garbage collector stops tracking
-        self._seen: dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]] = {}
+        # tuples of strings and ints, which the garbage collector stops tracking. Two
+        # generations: the current one takes new keys, the previous one is still asked.
+        self._seen: Seen = {}
+        self._seen_before: Seen = {}
         # correlation key -> its open cases, by case id, in the order they were opened
         self._open: dict[str, dict[str, CaseState]] = defaultdict(dict)
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
         self._applied_commands: set[str] = set()
+        self._applied_before: set[str] = set()
+        self._generation_started: int | None = None  # µs
         # deadlines: a heap of (instant in µs, case id), and each open case's earliest deadline
         # as it was pushed; an entry that no longer matches its case's is stale and skipped
         self._deadlines: list[tuple[int, str]] = []
         self._deadline_of: dict[str, int] = {}
+        # cases no longer open: a heap of (last change in µs, case id); stale entries skipped
+        self._finished: list[tuple[int, str]] = []
         self.skipped: int = 0
+        self.retired: int = 0
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled for a snapshot without its archive, which the loader attaches again."""
+        state = self.__dict__.copy()
+        del state["archive"]
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        self.archive = NoArchive()
 
     # --- folding ---------------------------------------------------------------------------
 
@@ -98,8 +160,13 @@ class CaseBook:
             self._open[state.correlation_key][state.case_id] = state
             self._track_deadline(state, _earliest_deadline(state))
         else:
-            self._open[state.correlation_key].pop(state.case_id, None)
+            open_here = self._open.get(state.correlation_key)
+            if open_here is not None:
+                open_here.pop(state.case_id, None)
+                if not open_here:
+                    del self._open[state.correlation_key]
             self._deadline_of.pop(state.case_id, None)
+            heappush(self._finished, (micros(state.updated_at), state.case_id))
 
     def _track_deadline(self, state: CaseState, deadline: int | None) -> None:
         if deadline is None:
@@ -109,7 +176,7 @@ class CaseBook:
             heappush(self._deadlines, (deadline, state.case_id))
 
     def _remember(self, key: str, case_id: str, origin: Origin | None, digest: str = "") -> None:
-        known = self._seen.get(key)
+        known = self._seen.get(key) or self._seen_before.get(key)
         if known is None:
             known = (case_id, (), digest)
         if origin is not None:
@@ -123,7 +190,7 @@ class CaseBook:
     def seen(self, idempotency_key: str, origin: Origin | None) -> SeenReport | None:
         """The case that already has this report; `origin` echoes the record if it is the
         very record taken before (a redelivery), so the decision can tell the two apart."""
-        known = self._seen.get(idempotency_key)
+        known = self._seen.get(idempotency_key) or self._seen_before.get(idempotency_key)
         if known is None:
             return None
         case_id, origins, digest = known
@@ -158,7 +225,16 @@ class CaseBook:
         return decision
 
     def case(self, case_id: str | None) -> CaseState | None:
-        return self.cases.get(case_id) if case_id else None
+        """The case, brought back from the archive if it had left the book."""
+        if not case_id:
+            return None
+        state = self.cases.get(case_id)
+        if state is None:
+            state = self.archive.fetch(case_id)
+            if state is not None:
+                self.cases[case_id] = state
+                heappush(self._finished, (micros(state.updated_at), case_id))
+        return state
 
     def open_in(self, correlation_key: str) -> list[CaseState]:
         open_cases = self._open.get(correlation_key)
@@ -171,7 +247,39 @@ class CaseBook:
         return self._false_alarms.get(device_id, 0) if device_id else 0
 
     def applied(self, command_id: str) -> bool:
-        return command_id in self._applied_commands
+        return command_id in self._applied_commands or command_id in self._applied_before
+
+    # --- staying bounded -------------------------------------------------------------------
+
+    def retire(self, now: datetime) -> int:
+        """Let go of what `now` no longer needs: cases finished before the finished window (into
+        the archive), and a generation of idempotency keys and command ids every half
+        idempotency window. Returns how many cases left the book."""
+        moment = micros(now)
+        half = int(self.retention.idempotency_window / timedelta(microseconds=1)) // 2
+        if self._generation_started is None:
+            self._generation_started = moment
+        elif moment - self._generation_started >= half:
+            self._seen_before, self._seen = self._seen, {}
+            self._applied_before, self._applied_commands = self._applied_commands, set()
+            self._generation_started = moment
+        if isinstance(self.archive, NoArchive):
+            return 0
+        cutoff = moment - int(self.retention.finished_window / timedelta(microseconds=1))
+        leaving: list[CaseState] = []
+        while self._finished and self._finished[0][0] < cutoff:
+            changed, case_id = heappop(self._finished)
+            state = self.cases.get(case_id)
+            if state is None or state.is_open or micros(state.updated_at) != changed:
+                continue  # stale: gone already, reopened, or changed since
+            del self.cases[case_id]
+            if state.device_id and self._devices.get(state.device_id) == case_id:
+                del self._devices[state.device_id]
+            leaving.append(state)
+        if leaving:
+            self.archive.keep(leaving)
+            self.retired += len(leaving)
+        return len(leaving)
 
     def open_cases(self) -> Iterator[CaseState]:
         for open_cases in self._open.values():

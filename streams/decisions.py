@@ -20,12 +20,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-DECISION_HEADER = "decision"
+from handlers.partition import DECISION_HEADER, decision_headers
 
-
-def decision_headers(index: int, size: int) -> list[tuple[str, bytes]]:
-    """The header of the `index`-th (1-based) of `size` events of one decision."""
-    return [(DECISION_HEADER, f"{index}/{size}".encode())]
+__all__ = [
+    "DECISION_HEADER",
+    "DecisionAssembler",
+    "decision_headers",
+    "decision_part",
+    "whole_decisions",
+]
 
 
 def decision_part(headers: Sequence[tuple[str, bytes]] | None) -> tuple[int, int]:

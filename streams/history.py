@@ -50,9 +50,7 @@ def read_records(
     )
     try:
         known = sorted(consumer.partitions_for_topic(topic) or [])
-        wanted = [
-            TopicPartition(topic, p) for p in known if partitions is None or p in partitions
-        ]
+        wanted = [TopicPartition(topic, p) for p in known if partitions is None or p in partitions]
         if not wanted:
             return
         consumer.assign(wanted)

@@ -49,17 +49,24 @@ class WorkerMetrics:
             registry=self.registry,
         )
         self.dead_letters = {
-            reason: dead_letters.labels(reason=reason.value) for reason in DeadLetterReason
+            reason.value: dead_letters.labels(reason=reason.value) for reason in DeadLetterReason
         }
         self.rebuild_seconds = Histogram(
             "cityloop_worker_rebuild_seconds",
-            "Time to rebuild the case book from the case-event topic",
+            "Time to load a case partition's book: its snapshot and the case events after it, or "
+            "its whole history",
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self.snapshot_seconds = Histogram(
+            "cityloop_worker_snapshot_seconds",
+            "Time to write a case partition's snapshot",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
         self.rebuild_events = Gauge(
             "cityloop_worker_rebuild_events",
-            "Case events the last rebuild folded",
+            "Case events the last load of a case partition folded",
             registry=self.registry,
         )
         self.cases = Gauge(

@@ -26,7 +26,7 @@ JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
 
 
 def record(
-    message: str, *args: object, name: str = "streams.app", **extra: object
+    message: str, *args: object, name: str = "streams.worker", **extra: object
 ) -> logging.LogRecord:
     made = logging.LogRecord(name, logging.WARNING, __file__, 1, message, args, None)
     made.__dict__.update(extra)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from aiokafka.errors import RecordTooLargeError, UnknownError
 
-import streams.app as worker
+import streams.worker as worker
 
 
 def failed(error: Exception) -> asyncio.Future[None]:
@@ -30,12 +30,12 @@ def restarts(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
 def test_an_undelivered_record_starts_the_worker_over_keeping_its_offsets(
     restarts: list[bool],
 ) -> None:
-    worker._report_undelivered("cityloop.incidents", failed(UnknownError()))
+    worker.report_undelivered("cityloop.incidents", failed(UnknownError()))
     assert restarts == [False]
 
 
 def test_a_record_the_broker_refuses_for_good_does_not(restarts: list[bool]) -> None:
-    worker._report_undelivered("cityloop.dead-letters", failed(RecordTooLargeError()))
+    worker.report_undelivered("cityloop.dead-letters", failed(RecordTooLargeError()))
     assert restarts == []
 
 
@@ -44,5 +44,5 @@ def test_a_delivered_record_does_not(restarts: list[bool]) -> None:
         asyncio.get_event_loop_policy().new_event_loop().create_future()
     )
     delivery.set_result(None)
-    worker._report_undelivered("cityloop.incidents", delivery)
+    worker.report_undelivered("cityloop.incidents", delivery)
     assert restarts == []

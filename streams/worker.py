@@ -1,0 +1,504 @@
+"""The worker: a Faust app whose agents move bytes between the topics and the decisions of
+handlers/partition.py.
+
+`build_worker(settings)` makes one; nothing happens at import. Two agents do the work, each
+taking records in batches (`take_events`), decoding each record once, and sending what the
+decisions return through the app's producer without waiting for each acknowledgement (Faust
+flushes that producer before it commits the offsets of what caused the records):
+
+- `intake`: source records → incidents keyed by correlation key (or dead letters);
+- `cases`: incidents and control records → case events, outcomes, dead letters, decided by the
+  `CasePartition` of the record's partition. A partition's book is loaded the first time a
+  record of it arrives: its snapshot and the case events after it (streams/store.py), or its
+  whole history when there is no snapshot. After a batch, a partition whose book changed and
+  whose snapshot is older than `snapshot_interval_s` is snapshot, once the producer has
+  delivered every record of the decisions in it.
+
+Its case events go to the partition of the case-event topic with the same number as the work
+partition (the partition of the case's correlation key), so each partition's book is folded from
+its own partition of history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+from aiokafka.errors import (
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+    RecordTooLargeError,
+)
+
+from cityloop.clock import wall_clock
+from cityloop.contracts import CASE_EVENT_ADAPTER, CommandOutcome, Mode, SwitchMode, Tick
+from cityloop.settings import Settings
+from handlers.book import Retention
+from handlers.classifier import ClassifierModelError, TextClassifier, default_model_path
+from handlers.partition import (
+    CasePartition,
+    Destination,
+    Send,
+    WorkRecord,
+    outcome_send,
+    take_source_record,
+)
+from handlers.triage import ClassifierGuesser
+from streams.consumer_tuning import shorten_fetch_wait
+from streams.decisions import whole_decisions
+from streams.history import read_history, read_records
+from streams.metrics import LAG_INTERVAL_S, WorkerMetrics, consumer_lag
+from streams.restart import start_over
+from streams.store import PartitionStore
+from streams.topics import Topics, topics_for
+from topology import Topology, TopologyError, load_topology, load_topology_text
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+"""Records an agent takes at most at once."""
+BATCH_WAIT_S = 0.005
+"""How long an agent waits to fill a batch: short, so a quiet minute's single event goes on
+without waiting (the latency at low rates is the broker's)."""
+
+REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
+"""Refusals that sending again cannot change: logged, the worker goes on."""
+
+
+def report_undelivered(topic: str, delivery: asyncio.Future[Any]) -> None:
+    """A record the producer gave up on (after its own retries) is said aloud, and the worker
+    starts over as after a crash, reading again what it had not committed (the case book and the
+    idempotency keys make that exactly once). The producer resolves a batch's records before the
+    flush that precedes an offset commit returns, so the offset of what caused the record is not
+    committed yet. Seen when the embedded broker came back empty: a first send to a topic made
+    again failed with UnknownError, and the events behind it had no case."""
+    if delivery.cancelled() or delivery.exception() is None:
+        return
+    error = delivery.exception()
+    log.error("a record for %s was not delivered: %r", topic, error)
+    if not isinstance(error, REFUSED_FOR_GOOD):
+        start_over(after_topic_loss=False)
+
+
+def work_record(message: Any) -> WorkRecord:
+    """A Faust message (raw bytes: the agents' topics do not deserialise) as the core takes it."""
+    return WorkRecord(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value if isinstance(message.value, bytes) else bytes(message.value or b""),
+        timestamp_ms=round(message.timestamp * 1000),
+    )
+
+
+@dataclass
+class Versioned:
+    """A thing the operators publish new versions of on a topic (topology, classifier): the one
+    in use, swapped whole when a version loads, kept when it does not."""
+
+    name: str
+    command_type: str
+    current: Any
+    parse: Callable[[bytes], Any]
+    describe: Callable[[Any], str]
+    refused: tuple[type[Exception], ...]
+    read_from_topic: bool = False
+
+    def adopt(self, data: bytes, now: datetime) -> CommandOutcome:
+        try:
+            candidate = self.parse(data)
+            applied, reason = True, f"applied {self.describe(candidate)}"
+        except self.refused as exc:
+            candidate, applied, reason = self.current, False, f"invalid: {exc}"[:2000]
+        self.current = candidate  # one rebinding: a decision sees the old version or the new
+        log.warning("%s %s: %s", self.name, self.describe(candidate), reason)
+        return CommandOutcome(
+            command_id=f"{self.name}:{hashlib.sha256(data).hexdigest()[:16]}",
+            command_type=self.command_type,
+            actor="operator",
+            applied=applied,
+            reason=reason,
+            decided_at=now,
+        )
+
+
+@dataclass
+class Delivered:
+    """The newest case event the broker acknowledged on one partition."""
+
+    offset: int = -1
+    event_id: str = ""
+
+
+@dataclass
+class OwnedPartition:
+    core: CasePartition
+    store: PartitionStore
+    snapshot_at: float = field(default_factory=time.monotonic)
+    changed: bool = False
+
+
+class CityWorker:
+    """One worker process's app, agents and state. `build_worker` makes one."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        topology: Topology,
+        classifier: TextClassifier,
+        app_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.names: Topics = topics_for(settings)
+        self.metrics = WorkerMetrics()
+        self.retention = Retention(
+            finished_window=timedelta(hours=settings.finished_case_hours),
+            idempotency_window=timedelta(hours=settings.idempotency_window_hours),
+        )
+        self.topology = Versioned(
+            "topology",
+            "publish_topology",
+            topology,
+            partial(load_topology_text, source=self.names.topology),
+            lambda t: str(t.version),
+            (TopologyError,),
+        )
+        self.classifier = Versioned(
+            "classifier",
+            "publish_classifier",
+            ClassifierGuesser(classifier),
+            lambda data: ClassifierGuesser(TextClassifier.from_bytes(data)),
+            lambda g: str(g.version),
+            (ClassifierModelError,),
+        )
+        self.modes: dict[str, Mode] = {}
+        self.modes_read = False
+        self.partitions: dict[int, OwnedPartition] = {}
+        self.delivered: dict[int, Delivered] = {}
+        self.undelivered = False
+        self.state_dir: Path = settings.data_dir / "worker" / settings.topic_prefix
+        self.app = self._app(app_id or f"{settings.topic_prefix}-worker")
+        self.metrics.read_book_size(self.cases_held, self.open_cases_held)
+        self._destinations = {
+            Destination.INCIDENTS: self.names.incidents,
+            Destination.CASE_EVENTS: self.names.case_events,
+            Destination.CASE_CONTROL: self.names.case_control,
+            Destination.COMMAND_OUTCOMES: self.names.command_outcomes,
+            Destination.DEAD_LETTERS: self.names.dead_letters,
+            Destination.MODES: self.names.modes,
+        }
+
+    # --- the app -------------------------------------------------------------------------
+
+    def _app(self, app_id: str) -> faust.App:
+        settings = self.settings
+        datadir = settings.data_dir / "faust" / app_id
+        datadir.parent.mkdir(parents=True, exist_ok=True)
+        app = faust.App(
+            app_id,
+            broker=f"kafka://{settings.bootstrap_servers}",
+            store="memory://",
+            datadir=str(datadir),
+            web_enabled=False,
+            topic_partitions=settings.topic_partitions,
+            topic_allow_declare=True,
+            broker_session_timeout=settings.kafka_session_timeout_s,
+            broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 3),
+            producer_acks=-1,
+            producer_linger_ms=20,
+            autodiscover=False,
+        )
+
+        def raw(*topic_names: str) -> Any:
+            """Keys and values stay bytes: the decisions parse them, once."""
+            return app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
+
+        app.agent(raw(*self.names.sources), name="intake")(self.intake)
+        app.agent(raw(self.names.incidents, self.names.case_control), name="cases")(self.cases)
+        app.agent(raw(self.names.topology), name="topology-versions")(self.topology_versions)
+        app.agent(raw(self.names.classifier), name="classifier-versions")(self.classifier_versions)
+        app.timer(interval=settings.tick_interval_s, on_leader=True)(self.tick)
+        app.timer(interval=LAG_INTERVAL_S)(self.measure_lag)
+        app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
+        return app
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def send(self, sends: list[Send]) -> None:
+        """Hand every record to the producer; acknowledgements are checked as they come."""
+        producer = self.app.producer
+        for send in sends:
+            topic = self._destinations[send.to]
+            delivery = cast(
+                "asyncio.Future[Any]",
+                await producer.send(
+                    topic, send.key, send.value, send.partition, None, send.headers
+                ),
+            )
+            if send.to is Destination.CASE_EVENTS:
+                self.metrics.case_events.inc()
+                delivery.add_done_callback(partial(self._case_event_delivered, send.event_id))
+            elif send.to is Destination.DEAD_LETTERS and send.headers:
+                self.metrics.dead_letters[send.headers[0][1].decode()].inc()
+            delivery.add_done_callback(partial(self._check_delivery, topic))
+
+    def _check_delivery(self, topic: str, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and delivery.exception() is not None:
+            self.undelivered = True  # no snapshot may be taken of decisions not on the topic
+        report_undelivered(topic, delivery)
+
+    def _case_event_delivered(self, event_id: str | None, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
+            return
+        metadata = delivery.result()
+        newest = self.delivered.setdefault(metadata.partition, Delivered())
+        if metadata.offset > newest.offset:
+            newest.offset, newest.event_id = metadata.offset, event_id or ""
+
+    # --- what every decision needs first --------------------------------------------------
+
+    async def ready(self) -> None:
+        """Before the first decision: the newest topology and classifier published on their
+        topics, and the modes switched so far."""
+        for versioned, topic in (
+            (self.topology, self.names.topology),
+            (self.classifier, self.names.classifier),
+        ):
+            if not versioned.read_from_topic:
+                versioned.read_from_topic = True
+                versions = await asyncio.to_thread(self._history, topic)
+                if versions:
+                    await self.send([outcome_send(versioned.adopt(versions[-1], wall_clock()))])
+        if not self.modes_read:
+            switched = await asyncio.to_thread(self._history, self.names.modes)
+            for value in switched:
+                record = SwitchMode.model_validate_json(value)
+                self.modes[record.area_code] = record.mode
+            self.modes_read = True
+
+    def _history(self, topic: str) -> list[bytes]:
+        return list(read_history(self.settings.bootstrap_servers, topic))
+
+    async def topology_versions(self, stream: Any) -> None:
+        """Hot reload: each published topology version replaces the current one."""
+        async for event in stream.events():
+            await self.ready()
+            record = work_record(event.message)
+            await self.send([outcome_send(self.topology.adopt(record.value, record.time))])
+
+    async def classifier_versions(self, stream: Any) -> None:
+        """Hot reload: each published classifier version replaces the current one."""
+        async for event in stream.events():
+            await self.ready()
+            record = work_record(event.message)
+            await self.send([outcome_send(self.classifier.adopt(record.value, record.time))])
+
+    # --- the two stages ------------------------------------------------------------------
+
+    async def intake(self, stream: Any) -> None:
+        """Raw CloudEvents → validated incidents keyed by correlation key, or dead letters."""
+        sources = self.names.sources
+        async for events in stream.take_events(BATCH, BATCH_WAIT_S):
+            await self.ready()
+            topology, guesser = self.topology.current, self.classifier.current
+            sends = []
+            for event in events:
+                record = work_record(event.message)
+                sends.append(
+                    take_source_record(record, topology, sources.get(record.topic), guesser)
+                )
+            await self.send(sends)
+
+    async def cases(self, stream: Any) -> None:
+        """Incidents and control records → case events, decided by their partition's core."""
+        incidents = self.names.incidents
+        async for events in stream.take_events(BATCH, BATCH_WAIT_S):
+            await self.ready()
+            records = [work_record(event.message) for event in events]
+            for number in sorted({record.partition for record in records}):
+                if number not in self.partitions:
+                    await self.load(number)
+            topology = self.topology.current
+            sends: list[Send] = []
+            for record in records:
+                owned = self.partitions[record.partition]
+                sends += owned.core.take(record, topology, self.modes, incidents)
+                owned.changed = True
+            await self.send(sends)
+            self._account()
+            await self.snapshot_due()
+
+    def _account(self) -> None:
+        for owned in self.partitions.values():
+            core = owned.core
+            for kind, count in core.decided.items():
+                self.metrics.decisions[kind].inc(count)
+            core.decided.clear()
+            for record, exc in core.failures:
+                log.error(
+                    "case decision failed at %s[%s]@%s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    exc_info=exc,
+                )
+            core.failures.clear()
+
+    # --- each partition's state ----------------------------------------------------------
+
+    async def load(self, number: int) -> None:
+        """The partition's book: its snapshot and the case events after it, or its history."""
+        started = time.perf_counter()
+        owned, folded = await asyncio.to_thread(self._load, number)
+        self.partitions[number] = owned
+        self.metrics.rebuild_seconds.observe(time.perf_counter() - started)
+        self.metrics.rebuild_events.set(folded)
+        log.info(
+            "case partition %d: %d cases in memory, %d case events read, in %.2fs",
+            number,
+            len(owned.core.book.cases),
+            folded,
+            time.perf_counter() - started,
+        )
+
+    def _load(self, number: int) -> tuple[OwnedPartition, int]:
+        store = PartitionStore(self.state_dir, number)
+        core = CasePartition(number, self.retention, store)
+        snapshot = store.load()
+        tail = None
+        if snapshot is not None:
+            tail = self._tail_after(number, snapshot.offset, snapshot.event_id)
+            if tail is None:
+                log.warning(
+                    "case partition %d: the snapshot is of another topic; folding its history",
+                    number,
+                )
+                store.discard()
+            else:
+                snapshot.book.archive = store
+                core.book = snapshot.book
+        if tail is None:
+            tail = read_records(
+                self.settings.bootstrap_servers, self.names.case_events, partitions=[number]
+            )
+        folded = core.restore(
+            CASE_EVENT_ADAPTER.validate_json(record.value)
+            for record in whole_decisions(tail)
+            if record.value is not None
+        )
+        return OwnedPartition(core, store), folded
+
+    def _tail_after(self, number: int, offset: int, event_id: str) -> Iterator[Any] | None:
+        """The case events after `offset`, if the topic holds the snapshot's last event there."""
+        records = read_records(
+            self.settings.bootstrap_servers,
+            self.names.case_events,
+            partitions=[number],
+            start={number: offset},
+        )
+        first = next(records, None)
+        if first is None or first.offset != offset or first.value is None:
+            return None
+        if CASE_EVENT_ADAPTER.validate_json(first.value).event_id != event_id:
+            return None
+        return records
+
+    async def snapshot_due(self, force: bool = False) -> None:
+        """Snapshot each changed partition whose snapshot is older than the interval, once every
+        record sent so far is on the broker (a snapshot must never hold a decision that is
+        not on the topic: the record that caused it would then be skipped as seen)."""
+        due = [
+            number
+            for number, owned in self.partitions.items()
+            if owned.changed
+            and (force or time.monotonic() - owned.snapshot_at >= self.settings.snapshot_interval_s)
+        ]
+        if not due:
+            return
+        await self.app.producer.flush()
+        if self.undelivered:
+            return  # the worker is starting over
+        for number in due:
+            owned, delivered = self.partitions[number], self.delivered.get(number)
+            if delivered is None or delivered.offset < 0:
+                continue  # nothing of this partition on the topic yet
+            started = time.perf_counter()
+            size = await asyncio.to_thread(
+                owned.store.save, owned.core.book, delivered.offset, delivered.event_id
+            )
+            owned.snapshot_at, owned.changed = time.monotonic(), False
+            self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+            log.info(
+                "case partition %d snapshot: %d bytes at offset %d", number, size, delivered.offset
+            )
+
+    async def _partitions_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
+        """A partition that moves away is loaded afresh if it comes back: meanwhile another
+        worker decided on it."""
+        for tp in revoked:
+            if tp.topic in (self.names.incidents, self.names.case_control):
+                owned = self.partitions.pop(tp.partition, None)
+                self.delivered.pop(tp.partition, None)
+                if owned is not None:
+                    owned.store.close()
+
+    def cases_held(self) -> int:
+        return sum(len(owned.core.book.cases) for owned in list(self.partitions.values()))
+
+    def open_cases_held(self) -> int:
+        return sum(owned.core.book.open_count() for owned in list(self.partitions.values()))
+
+    # --- timers --------------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """The wall clock, delivered to every case partition (unless replays drive time)."""
+        if self.settings.clock != "wall":
+            return
+        value = Tick(now=wall_clock()).model_dump_json().encode()
+        await self.send(
+            [
+                Send(Destination.CASE_CONTROL, None, value, partition=partition)
+                for partition in range(self.settings.topic_partitions)
+            ]
+        )
+
+    async def measure_lag(self) -> None:
+        """The consumer lag per partition, for the metrics (in the loop, where the consumer is)."""
+        try:
+            # Faust's own record of the group's committed offsets, read from the broker when
+            # partitions are assigned and moved at each commit (faust-streaming is pinned)
+            lag = consumer_lag(self.app.consumer, cast(Any, self.app.consumer)._committed_offset)
+        except Exception as exc:  # not started, or partitions moving: the next turn measures
+            log.debug("consumer lag not measured: %r", exc)
+            return
+        self.metrics.set_lag(lag)
+
+
+def build_worker(
+    settings: Settings,
+    *,
+    topology: Topology | None = None,
+    classifier: TextClassifier | None = None,
+    app_id: str | None = None,
+) -> CityWorker:
+    """A worker for `settings`: its app, agents and timers, its topology and classifier loaded
+    (given ones are used as they are, so tests can share them)."""
+    shorten_fetch_wait()
+    return CityWorker(
+        settings,
+        topology if topology is not None else load_topology(settings.topology_file),
+        classifier
+        if classifier is not None
+        else TextClassifier.load(settings.classifier_model or default_model_path()),
+        app_id,
+    )
