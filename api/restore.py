@@ -5,8 +5,9 @@ The case-event topic is the worker's only durable state: its case book is a fold
 On a fresh embedded broker the topic is empty, and the worker would know none of the cases the
 read model shows; a command on one of them would be rejected `unknown_case`. So before the
 worker starts, `up` writes every event the read model holds back onto the topic, in the order
-the read model learned them (each case's events in version order), keyed by case id as the
-worker keys them (the same partitions), with the `decision: i/n` header each was written with
+the read model learned them (each case's events in version order), keyed by case id and on the
+partition of the case's correlation key, as the worker writes them (each case partition's history
+is its own partition of the topic), with the `decision: i/n` header each was written with
 and its time as the record's timestamp. The worker's rebuild then finds the book it had, and
 the API's projector, reading the topic from its start, finds every version in the database
 already and takes none of them twice (`api.projection.project`)."""
@@ -22,10 +23,10 @@ from sqlalchemy import delete, func, select
 
 from api.db import CaseEventRow, CommandRow, create_engine, migrate
 from api.projection import REBUILT_TABLES
-from cityloop.contracts import CASE_EVENT_ADAPTER
+from cityloop.contracts import CASE_EVENT_ADAPTER, CaseEvent, CaseOpened
 from cityloop.settings import Settings
+from handlers.partition import DECISION_HEADER, partition_for
 from streams.clients import async_producer
-from streams.decisions import DECISION_HEADER
 from streams.topics import topics_for
 
 log = logging.getLogger(__name__)
@@ -40,16 +41,12 @@ class Restored:
     cases: int
 
 
-def _record(row: Any) -> tuple[bytes, bytes, list[tuple[str, bytes]], int]:
-    """Key, value, headers and timestamp (ms) of one stored event, as the worker wrote it."""
+def _record(row: Any) -> tuple[CaseEvent, bytes, list[tuple[str, bytes]], int]:
+    """The event, value, headers and timestamp (ms) of one stored event, as the worker wrote
+    it."""
     event = CASE_EVENT_ADAPTER.validate_python(row.body)
     headers = [(DECISION_HEADER, row.decision.encode())] if row.decision else []
-    return (
-        row.case_id.encode(),
-        event.model_dump_json().encode(),
-        headers,
-        int(row.occurred_at.timestamp() * 1000),
-    )
+    return event, event.model_dump_json().encode(), headers, int(row.occurred_at.timestamp() * 1000)
 
 
 async def restore_case_events(settings: Settings) -> Restored:
@@ -60,6 +57,8 @@ async def restore_case_events(settings: Settings) -> Restored:
     producer = async_producer(settings, linger_ms=20)
     await producer.start()
     written = 0
+    # case id -> its partition, from its CaseOpened (the first event of every case, by seq)
+    partition_of: dict[str, int] = {}
     try:
         await migrate(engine)
         async with engine.connect() as connection:
@@ -75,10 +74,19 @@ async def restore_case_events(settings: Settings) -> Restored:
             async for chunk in rows.partitions(BATCH):
                 deliveries = []
                 for row in chunk:
-                    key, value, headers, timestamp_ms = _record(row)
+                    event, value, headers, timestamp_ms = _record(row)
+                    if isinstance(event, CaseOpened):
+                        partition_of[event.case_id] = partition_for(
+                            event.correlation_key, settings.topic_partitions
+                        )
                     deliveries.append(
                         await producer.send(
-                            topic, value, key=key, headers=headers, timestamp_ms=timestamp_ms
+                            topic,
+                            value,
+                            key=event.case_id.encode(),
+                            partition=partition_of.get(event.case_id),
+                            headers=headers,
+                            timestamp_ms=timestamp_ms,
                         )
                     )
                 await asyncio.gather(*deliveries)  # acknowledged (acks=all) before the next

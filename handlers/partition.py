@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
+from kafka.partitioner.default import murmur2
+
 from cityloop.contracts import (
     CONTROL_ADAPTER,
     AbsorbReports,
@@ -108,6 +110,12 @@ class WorkRecord:
         """The clock of every decision: the record's own timestamp. Re-processing a record after
         a crash then decides exactly as before, and a replay runs on the events' own times."""
         return datetime.fromtimestamp(self.timestamp_ms / 1000, UTC)
+
+
+def partition_for(correlation_key: str, partitions: int) -> int:
+    """The case partition of a correlation key: Kafka's default partitioner (murmur2), which
+    the producers of incidents and commands apply to the same key."""
+    return int(murmur2(correlation_key.encode()) & 0x7FFFFFFF) % partitions
 
 
 def dead_letter_for_exception(
