@@ -47,10 +47,9 @@ from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.settings import Settings
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
-from handlers.intake import Accepted, take_in
-from streams.deadletters import dead_letter_for_exception
+from handlers.partition import CasePartition, Destination, WorkRecord, take_source_record
 from streams.topics import topics_for
-from topology import Topology, UnroutableError, load_topology
+from topology import Topology, load_topology
 
 
 @dataclass(frozen=True)
@@ -62,6 +61,10 @@ class Record:
     offset: int
     timestamp: datetime
     value: bytes
+
+    @property
+    def ms(self) -> int:
+        return int(self.timestamp.timestamp() * 1000)
 
 
 def load_records(topology: Topology, minutes: float, rate: float, seed: int) -> list[Record]:
@@ -93,36 +96,32 @@ def handler_path(
     sources: dict[str, Source],
     book: CaseBook | None = None,
 ) -> tuple[int, str]:
-    """The worker's per-record path; returns how many records went out and a digest of them."""
-    book = CaseBook() if book is None else book
+    """The worker's per-record path (handlers/partition.py, as the agents call it); returns
+    how many records went out and a digest of them. One case partition takes every incident
+    (`book`, if given, is its book)."""
+    core = CasePartition(0)
+    if book is not None:
+        core.book = book
     modes: dict[str, Mode] = {}
+    incidents = "cityloop.incidents"
     digest = hashlib.sha256()
     emitted = 0
     for record in records:
         # intake agent
-        origin = Origin(topic=record.topic, partition=record.partition, offset=record.offset)
-        source = sources.get(record.topic)
-        result = take_in(record.value, topology, record.timestamp, source, origin)
-        if not isinstance(result, Accepted):
-            digest.update(result.dead_letter.model_dump_json().encode())
+        work = WorkRecord(
+            record.topic, record.partition, record.offset, None, record.value, record.ms
+        )
+        out = take_source_record(work, topology, sources.get(record.topic), None)
+        if out.to is not Destination.INCIDENTS:
+            digest.update(out.value)
             emitted += 1
             continue
-        key = correlation_key(topology, result.incident).encode()
-        wire = result.incident.model_dump_json().encode()
         # cases agent, on the other side of the incidents topic
-        incident = Incident.model_validate_json(wire)
-        try:
-            decision = book.correlate(incident, key.decode(), topology, modes, incident.received_at)
-        except UnroutableError as exc:
-            letter = dead_letter_for_exception(
-                exc, wire, incident.origin, record.timestamp, incident
-            )
-            digest.update(letter.model_dump_json().encode())
-            emitted += 1
-            continue
-        for case_event in decision.events:
-            digest.update(case_event.case_id.encode())
-            digest.update(case_event.model_dump_json().encode())
+        work = WorkRecord(incidents, 0, record.offset, out.key, out.value, record.ms)
+        for send in core.take(work, topology, modes, incidents):
+            if send.to is Destination.CASE_EVENTS:
+                digest.update(send.key or b"")
+            digest.update(send.value)
             emitted += 1
     return emitted, digest.hexdigest()[:16]
 

@@ -1,37 +1,12 @@
-"""Dead letters: made for failures the handlers did not foresee, and read back for inspection."""
+"""Dead letters read back from their topic, for inspection and replay (they are made by the
+worker's decisions: handlers/partition.py)."""
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
-from datetime import datetime
 
-from cityloop.contracts import DeadLetter, DeadLetterReason, Incident, Origin
-from topology import UnroutableError
-
-
-def dead_letter_for_exception(
-    exc: Exception,
-    raw: bytes,
-    origin: Origin | None,
-    now: datetime,
-    incident: Incident | None = None,
-) -> DeadLetter:
-    if isinstance(exc, UnroutableError):
-        named = {reason.value: reason for reason in DeadLetterReason}
-        reason = named.get(exc.reason, DeadLetterReason.UNROUTABLE)
-    else:
-        reason = DeadLetterReason.PROCESSING_ERROR
-    return DeadLetter(
-        reason=reason,
-        detail=f"{type(exc).__name__}: {exc}"[:2000],
-        origin=origin,
-        source=incident.source if incident else None,
-        idempotency_key=incident.idempotency_key if incident else None,
-        payload_b64=base64.b64encode(raw).decode("ascii"),
-        payload_is_original=incident is None,
-        recorded_at=now,
-    )
+from cityloop.contracts import DeadLetter
 
 
 @dataclass(frozen=True)

@@ -149,11 +149,8 @@ class AreaNames:
 
 def _deepest(topology: Topology, codes: set[str]) -> list[str]:
     """The codes no other code of the set lies below."""
-    return sorted(
-        code
-        for code in codes
-        if not any(other != code and code in topology.ancestors(other) for other in codes)
-    )
+    above = {ancestor for code in codes for ancestor in topology.ancestors(code)[1:]}
+    return sorted(codes - above)
 
 
 @lru_cache(maxsize=4)
