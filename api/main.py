@@ -1,4 +1,5 @@
-"""The FastAPI application: routers, and the producer and projector its lifespan owns."""
+"""The FastAPI application: routers, and the producer, projector and topology feed its lifespan
+owns."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from api.access import AccessLog
 from api.auth import VerifiedTokens
 from api.console import install_console
 from api.console.docs import install_docs
+from api.console.geo import map_base
 from api.db import create_engine, migrate, session_factory
 from api.errors import PROBLEM_MODELS, install_refusals
 from api.metrics import Metrics
@@ -22,12 +24,13 @@ from api.projection import Projector
 from api.reading import reader_for
 from api.routes import cases, commands, events, health, open311, stats
 from api.schemas import COMPONENTS, CaseChange
+from api.topology_feed import TopologyFeed
 from cityloop.clock import Clock, wall_clock
 from cityloop.contracts import CloudEvent
 from cityloop.errors import ConfigurationError
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_producer
-from topology import load_topology
+from topology import Topology, load_topology
 
 REFERENCED_MODELS: tuple[type[BaseModel], ...] = (CloudEvent, CaseChange, *PROBLEM_MODELS)
 """Models the OpenAPI document refers to by hand (a raw ingest body, a live stream event, the
@@ -54,13 +57,23 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> F
             "(`cityloop up` makes one for its session)"
         )
 
+    def put_in_service(topology: Topology) -> None:
+        """A published version replaces the one requests are validated against."""
+        app.state.topology = topology  # one rebinding: a request sees the old version or the new
+        map_base.cache_clear()  # the console's maps of the old version
+        gc.freeze()  # out of the collector's sight as the first was (see the lifespan)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = create_engine(settings.database_url)
         await migrate(engine)
         app.state.reader = reader_for(settings.database_url)
         app.state.sessions = session_factory(engine)
-        app.state.topology = load_topology(settings.topology_file)
+        # the version in service on the topology topic, else the file: what the worker uses
+        app.state.topology_feed = TopologyFeed(settings, put_in_service)
+        app.state.topology = await app.state.topology_feed.newest() or load_topology(
+            settings.topology_file
+        )
         app.state.producer = async_producer(settings)
         await app.state.producer.start()
         app.state.projector = Projector(
@@ -76,13 +89,15 @@ def create_app(settings: Settings | None = None, clock: Clock = wall_clock) -> F
         gc.freeze()
         stop = asyncio.Event()
         projecting = asyncio.create_task(app.state.projector.run(stop), name="projector")
+        following = asyncio.create_task(app.state.topology_feed.run(stop), name="topology-feed")
         try:
             yield
         finally:
             stop.set()
-            projecting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await projecting
+            for task in (projecting, following):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await app.state.producer.stop()
             await app.state.reader.close()
             await engine.dispose()

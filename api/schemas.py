@@ -508,20 +508,30 @@ class DeskTable(BaseModel):
 
 
 class Liveness(BaseModel):
-    """The process answers; what the projector has done so far."""
+    """The process answers; what the projector has done so far; the topology in service."""
 
     model_config = example(
-        {"status": "ok", "projected_events": 1042, "projector_error": None},
+        {
+            "status": "ok",
+            "projected_events": 1042,
+            "projector_error": None,
+            "topology_version": "chengdu-2026.1",
+        },
         {
             "status": "ok",
             "projected_events": 17,
             "projector_error": "OperationalError: database is locked",
+            "topology_version": "chengdu-2026.1",
         },
     )
 
     status: Literal["ok"]
     projected_events: int = Field(description="case events the read model applied since start")
     projector_error: str | None = Field(description="the projector's last error, if any")
+    topology_version: str = Field(
+        description="the topology events are validated against: the version in service on the "
+        "topology topic (`cityloop topology publish`), or the file's until one is published"
+    )
 
 
 class Readiness(BaseModel):

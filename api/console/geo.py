@@ -150,7 +150,8 @@ class MapBase:
 
 @functools.lru_cache(maxsize=64)
 def map_base(topology: Topology, focus: str) -> MapBase:
-    """The map of `focus` (cached: the topology does not change under a running API)."""
+    """The map of `focus` (cached: a compiled topology never changes; the API clears the cache
+    when it puts a published version in service, api/main.py)."""
     regions: list[Region] = []
     inner: list[tuple[Point, ...]] = []
     dots: list[Point] = []

@@ -19,7 +19,10 @@ async def healthz(request: Request) -> Liveness:
     """The process is alive (says nothing of the broker or the database)."""
     projector = request.app.state.projector
     return Liveness(
-        status="ok", projected_events=projector.applied, projector_error=projector.last_error
+        status="ok",
+        projected_events=projector.applied,
+        projector_error=projector.last_error,
+        topology_version=request.app.state.topology.version,
     )
 
 
