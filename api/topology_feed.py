@@ -37,7 +37,6 @@ class TopologyFeed:
         self.put_in_service = put_in_service
         self.next_offset: int | None = None
         """The first offset not read yet; None: nothing read (a topic empty or not created)."""
-        self.last_error: str | None = None
 
     async def newest(self) -> Topology | None:
         """The newest version on the topic now, if it loads (None: none published, or it does
@@ -85,12 +84,10 @@ class TopologyFeed:
                 while not stop.is_set():
                     batches = await consumer.getmany(timeout_ms=500)
                     await self._take([record for batch in batches.values() for record in batch])
-                    self.last_error = None
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a broker outage: read on from where it stopped
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("following %s paused: %s", self.topic, self.last_error)
+                log.warning("following %s paused: %s: %s", self.topic, type(exc).__name__, exc)
                 await _wait(stop, RETRY_S)
             finally:
                 await consumer.stop()
