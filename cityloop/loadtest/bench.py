@@ -352,12 +352,27 @@ def bench(
     ),
     no_docs: Annotated[bool, typer.Option("--no-docs", help="do not append a row")] = False,
     as_json: Annotated[bool, typer.Option("--json")] = False,
+    scale: Annotated[
+        bool,
+        typer.Option(help="instead: restart-to-ready, worker RSS and rebuild over histories"),
+    ] = False,
+    sizes: Annotated[
+        str, typer.Option(help="with --scale: source events of each history")
+    ] = "10000,100000,1000000",
 ) -> None:
-    """Measure ceiling, pipeline throughput, latency at fixed rates and two workers."""
+    """Measure ceiling, pipeline throughput, latency at fixed rates and two workers (or, with
+    --scale, the worker's restart and the read model's rebuild over histories of a city)."""
     from cityloop.broker import EmbeddedBroker, free_port
     from cityloop.logs import configure_logging_for
 
     configure_logging_for()
+    if scale:
+        from cityloop.loadtest.scale import parse_sizes, run_scale
+
+        with tempfile.TemporaryDirectory(prefix="cityloop-scale-") as scratch:
+            figures = run_scale(get_settings(), parse_sizes(sizes), seed, Path(scratch))
+        sys.stdout.write(json.dumps(figures, indent=2 if as_json else None) + "\n")
+        return
     events = events or (4_000 if quick else 15_000)
     rate_seconds = rate_seconds or (4.0 if quick else 10.0)
     base = get_settings()
