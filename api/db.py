@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -215,6 +216,18 @@ class CommandRow(Base):
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class WrittenJSON(str):
+    """A JSON document written out already, e.g. by pydantic from the model it was validated
+    as: a JSON column stores it as it is. The projector writes each event, report and case state
+    so; building a dict from the model for `json.dumps` to write again cost it twice."""
+
+    __slots__ = ()
+
+
+def _json_serializer(value: Any) -> str:
+    return str(value) if isinstance(value, WrittenJSON) else json.dumps(value)
+
+
 def create_engine(database_url: str) -> AsyncEngine:
     url = make_url(database_url)
     sqlite = url.get_backend_name() == "sqlite"
@@ -223,7 +236,7 @@ def create_engine(database_url: str) -> AsyncEngine:
     # a server's connections can die under the pool (a restart, an idle timeout): each is
     # pinged when taken; a SQLite file has no connection to lose, and a ping per request was
     # a fifth of a case detail's database time
-    engine = create_async_engine(url, pool_pre_ping=not sqlite)
+    engine = create_async_engine(url, pool_pre_ping=not sqlite, json_serializer=_json_serializer)
     if sqlite:
         write_ahead(engine.sync_engine)
     return engine

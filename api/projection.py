@@ -4,23 +4,29 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import islice
 from typing import Any, TypeVar
 
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import Executable, Table, bindparam, delete, insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import defer
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
+from typing_extensions import TypedDict
 
 from api.db import (
+    Base,
     CaseDepartmentRow,
     CaseEventRow,
     CaseRow,
     CommandRow,
     ReportRow,
+    WrittenJSON,
     create_engine,
     migrate,
     session_factory,
@@ -36,7 +42,7 @@ from cityloop.contracts import (
 )
 from cityloop.settings import Settings
 from handlers.access import district_code
-from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
+from handlers.case import CaseDocument, CaseState, OutOfOrderEvent, apply, report_of
 from streams.clients import async_consumer
 from streams.decisions import DecisionAssembler, decision_part, whole_decisions
 from streams.history import read_records
@@ -46,9 +52,39 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+_DOCUMENT_FIELDS = tuple(name for name in CaseDocument.model_fields if name != "reports")
+REPORTING_EVENTS = ("CaseOpened", "ReportAttached")
+"""The events that bring a report to their case (`handlers.case.report_of`): a case's reports,
+in its order, are theirs."""
+
+
+_DOCUMENT = TypeAdapter(
+    TypedDict(  # type: ignore[operator]
+        "StoredCaseDocument",
+        {name: CaseDocument.model_fields[name].annotation for name in _DOCUMENT_FIELDS},
+    )
+)
+"""`CaseDocument` but its reports, as a plain dict's type: written without building a model."""
+
+
+def _document(state: CaseState) -> WrittenJSON:
+    """What the `state` column keeps of a case: `CaseDocument`'s fields but its reports, which
+    the case's `CaseOpened` and `ReportAttached` events in `case_events` hold already, in order
+    (`case_documents` puts them back). With them, a case of a storm's thousand reports was
+    written whole again for every batch that touched it."""
+    fields = {name: getattr(state, name) for name in _DOCUMENT_FIELDS}
+    return WrittenJSON(_DOCUMENT.dump_json(fields).decode())
+
+
+def _report_in(body: Mapping[str, Any]) -> Any:
+    """The report in a stored `CaseOpened` or `ReportAttached` event's body."""
+    return body["report"] if body["type"] == "ReportAttached" else body["first_report"]
+
+
 def _case_columns(state: CaseState) -> dict[str, Any]:
     assignment = state.assignment
     return {
+        "case_id": state.case_id,
         "version": state.version,
         "status": state.status.value,
         "category_code": state.category_code,
@@ -68,7 +104,7 @@ def _case_columns(state: CaseState) -> dict[str, Any]:
         "updated_at": state.updated_at,
         "accept_deadline": state.accept_deadline,
         "resolve_deadline": state.resolve_deadline,
-        "report_count": len(state.report_keys),
+        "report_count": state.report_count,
         "duplicate_count": state.duplicates,
         "accepted_at": state.accepted_at,
         "resolved_at": state.resolved_at,
@@ -78,20 +114,79 @@ def _case_columns(state: CaseState) -> dict[str, Any]:
         "escalations": state.escalations,
         "reopens": state.reopens,
         "topology_version": assignment.topology_version if assignment else None,
-        "state": state.model_dump(mode="json"),
+        "state": _document(state),
     }
+
+
+CASES, CASE_EVENTS, REPORTS, CASE_DEPARTMENTS = (
+    Base.metadata.tables[row.__tablename__]
+    for row in (CaseRow, CaseEventRow, ReportRow, CaseDepartmentRow)
+)
+"""The tables the projector writes, as core tables: its statements are the database's, not the
+ORM's unit of work (which cost a third of a batch)."""
+UPDATE_CASE = (
+    update(CASES)
+    .where(CASES.c.case_id == bindparam("changed_case_id"))
+    .values({column.key: bindparam(column.key) for column in CASES.c if column.key != "case_id"})
+)
+"""A case's row rewritten whole, by case id: one executemany for a batch's changed cases."""
+
+
+def _insert_new(session: AsyncSession, table: Table) -> Executable:
+    """An INSERT that leaves out rows the table has already (by its primary key): the reports and
+    departments a batch brings need no read of those the database has."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql_insert(table).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    raise NotImplementedError(f"the read model runs on SQLite or PostgreSQL, not {dialect}")
+
+
+async def case_documents(
+    connection: AsyncConnection | AsyncSession, case_ids: Iterable[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """The stored cases' whole states as `CaseState.model_dump(mode="json")` writes them, by case
+    id (of these cases, or of all): the `state` column with its reports put back from the case's
+    events. A document written before the column left the reports out has them still."""
+    wanted = None if case_ids is None else list(case_ids)
+    if wanted is not None and not wanted:
+        return {}
+    documents: dict[str, dict[str, Any]] = {}
+    query = select(CaseRow.case_id, CaseRow.state)
+    if wanted is not None:
+        query = query.where(CaseRow.case_id.in_(wanted))
+    for case_id, document in await connection.execute(query):
+        documents[case_id] = document
+    without = {case_id for case_id, document in documents.items() if "reports" not in document}
+    for document in documents.values():
+        document.setdefault("reports", [])
+    if without:
+        query = (
+            select(CaseEventRow.case_id, CaseEventRow.body)
+            .where(CaseEventRow.type.in_(REPORTING_EVENTS))
+            .order_by(CaseEventRow.case_id, CaseEventRow.version)
+        )
+        if wanted is not None:
+            query = query.where(CaseEventRow.case_id.in_(without))
+        for case_id, body in await connection.execute(query):
+            if case_id in without:
+                documents[case_id]["reports"].append(_report_in(body))
+    return documents
 
 
 class StateCache:
     """The newest decoded state of the cases a projector wrote last, by case id; bounded, least
     recently used out first. A state is taken from it only at the version the database holds,
     so a cache that missed a write (another projector took the partition meanwhile) is never
-    believed. It saves reading and parsing each case's whole state, reports and all, for every
-    batch that touches the case."""
+    believed. A miss costs reading the case's document and its reports' events back."""
 
     def __init__(self, capacity: int = 20_000) -> None:
         self.capacity = capacity
         self._states: OrderedDict[str, CaseState] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._states)
 
     def get(self, case_id: str, version: int) -> CaseState | None:
         state = self._states.get(case_id)
@@ -115,111 +210,96 @@ async def project(
     decisions: Mapping[str, str] | None = None,
 ) -> int:
     """Apply a batch of case events in one transaction; returns how many were new.
-    `decisions`: each event's place in its decision ("i/n") by event id, kept with it."""
+    `decisions`: each event's place in its decision ("i/n") by event id, kept with it.
+
+    Core statements, each run once for the whole batch (executemany): a case's row is written
+    once, after its last event; reports and departments are inserted unless there already."""
     case_ids = {event.case_id for event in events}
-    rows = {
-        row.case_id: row
-        for row in (
-            await session.execute(
-                select(CaseRow).options(defer(CaseRow.state)).where(CaseRow.case_id.in_(case_ids))
-            )
-        ).scalars()
-    }
-    states: dict[str, CaseState] = {}
-    for case_id, row in rows.items():
-        cached = cache.get(case_id, row.version) if cache is not None else None
-        if cached is not None:
-            states[case_id] = cached
-    missing = set(rows) - set(states)
-    if missing:
-        for case_id, document in await session.execute(
-            select(CaseRow.case_id, CaseRow.state).where(CaseRow.case_id.in_(missing))
-        ):
-            states[case_id] = CaseState.model_validate(document)
-    involved = {
-        (row.case_id, row.department_id)
-        for row in (
-            await session.execute(
-                select(CaseDepartmentRow).where(CaseDepartmentRow.case_id.in_(case_ids))
-            )
-        ).scalars()
-    }
-    report_keys = {report.idempotency_key for event in events if (report := report_of(event))}
-    reports = {
-        (key, case_id)
-        for key, case_id in await session.execute(
-            select(ReportRow.idempotency_key, ReportRow.case_id).where(
-                ReportRow.idempotency_key.in_(report_keys)
-            )
+    versions: dict[str, int] = {
+        case_id: version
+        for case_id, version in await session.execute(
+            select(CaseRow.case_id, CaseRow.version).where(CaseRow.case_id.in_(case_ids))
         )
     }
+    states: dict[str, CaseState] = {}
+    for case_id, version in versions.items():
+        cached = cache.get(case_id, version) if cache is not None else None
+        if cached is not None:
+            states[case_id] = cached
+    missing = set(versions) - set(states)
+    if missing:
+        for case_id, document in (await case_documents(session, missing)).items():
+            states[case_id] = CaseState.model_validate(document)
     applied = 0
-    changed: set[str] = set()
-    # rows inserted in bulk after the loop (the ORM's unit of work per row cost a third of it)
+    changed: dict[str, None] = {}  # in the order first changed: the same rows, the same order
     event_rows: list[dict[str, Any]] = []
-    report_rows: list[dict[str, Any]] = []
-    department_rows: list[dict[str, Any]] = []
+    report_rows: dict[tuple[str, str], dict[str, Any]] = {}
+    department_rows: dict[tuple[str, str], dict[str, Any]] = {}
     for event in events:
-        state = states.get(event.case_id)
+        case_id = event.case_id
+        state = states.get(case_id)
         if state is not None and event.version <= state.version:
             continue  # already projected: replays and redeliveries are harmless
         try:
             state = apply(state, event)
         except OutOfOrderEvent:
-            log.error(
-                "skipping out-of-order %s v%s of %s", event.type, event.version, event.case_id
-            )
+            log.error("skipping out-of-order %s v%s of %s", event.type, event.version, case_id)
             continue
-        states[event.case_id] = state
-        changed.add(event.case_id)
+        states[case_id] = state
+        changed[case_id] = None
         event_rows.append(
             {
                 "event_id": event.event_id,
-                "case_id": event.case_id,
+                "case_id": case_id,
                 "version": event.version,
                 "type": event.type,
                 "occurred_at": event.occurred_at,
                 "actor": event.actor,
-                "body": event.model_dump(mode="json"),
+                "body": WrittenJSON(event.model_dump_json()),
                 "decision": decisions.get(event.event_id) if decisions else None,
             }
         )
         for department in departments_of(event):
-            if (event.case_id, department) not in involved:
-                involved.add((event.case_id, department))
-                department_rows.append({"case_id": event.case_id, "department_id": department})
-        report = report_of(event)
-        if report is not None and (report.idempotency_key, event.case_id) not in reports:
-            reports.add((report.idempotency_key, event.case_id))
-            report_rows.append(
-                {
-                    "idempotency_key": report.idempotency_key,
-                    "case_id": event.case_id,
-                    "source": report.source.value,
-                    "category_code": report.category_code,
-                    "occurred_at": report.occurred_at,
-                    "received_at": report.received_at,
-                    "body": report.model_dump(mode="json"),
-                }
+            department_rows.setdefault(
+                (case_id, department), {"case_id": case_id, "department_id": department}
             )
+        report = report_of(event)
+        if report is not None and (report.idempotency_key, case_id) not in report_rows:
+            report_rows[report.idempotency_key, case_id] = {
+                "idempotency_key": report.idempotency_key,
+                "case_id": case_id,
+                "source": report.source.value,
+                "category_code": report.category_code,
+                "occurred_at": report.occurred_at,
+                "received_at": report.received_at,
+                # the report as the state keeps it: its JSON, written when it was added
+                "body": WrittenJSON(state.stored_reports()[-1][2].decode()),
+            }
         applied += 1
-    # A case's columns (its whole state among them) once per batch, after its last event: per
-    # event, a storm case with thousands of reports was dumped again for every report.
+    if not changed:
+        await session.commit()
+        return applied
+    new_cases: list[dict[str, Any]] = []
+    rewritten: list[dict[str, Any]] = []
     for case_id in changed:
         columns = _case_columns(states[case_id])
-        stored = rows.get(case_id)
-        if stored is None:
-            session.add(CaseRow(case_id=case_id, **columns))
+        if case_id in versions:
+            columns["changed_case_id"] = columns.pop("case_id")
+            rewritten.append(columns)
         else:
-            for column, value in columns.items():
-                setattr(stored, column, value)
-    for table, new_rows in (
-        (CaseEventRow, event_rows),  # in topic order: the live stream's positions follow it
-        (ReportRow, report_rows),
-        (CaseDepartmentRow, department_rows),
-    ):
-        if new_rows:
-            await session.execute(insert(table), new_rows)
+            new_cases.append(columns)
+    # case events in topic order: the live stream's positions follow it
+    await session.execute(insert(CASE_EVENTS), event_rows)
+    if new_cases:
+        await session.execute(insert(CASES), new_cases)
+    if rewritten:
+        await session.execute(UPDATE_CASE, rewritten)
+    if report_rows:
+        await session.execute(_insert_new(session, REPORTS), list(report_rows.values()))
+    if department_rows:
+        await session.execute(
+            _insert_new(session, CASE_DEPARTMENTS), list(department_rows.values())
+        )
     await session.commit()
     if cache is not None:
         cache.put(states[case_id] for case_id in changed)
@@ -427,9 +507,32 @@ REBUILT_TABLES = (CaseRow, CaseEventRow, ReportRow, CaseDepartmentRow)
 was asked, not a projection of the topic."""
 
 
-async def rebuild(settings: Settings, batch: int = 500) -> int:
+@dataclass(frozen=True)
+class RebuildProgress:
+    """How far a rebuild is: events read from the topic and applied, and seconds since it began."""
+
+    read: int
+    applied: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+
+async def rebuild(
+    settings: Settings,
+    batch: int = 2000,
+    progress: Callable[[RebuildProgress], None] | None = None,
+    every_s: float = 10.0,
+    states: int = 20_000,
+) -> RebuildProgress:
     """Empty the read model's case tables and fold the whole case-event topic into them again;
-    returns how many events it applied. The same topic gives the same tables every time."""
+    returns how far it got (all of it). The same topic gives the same tables every time.
+
+    It holds at most two batches of records (one read while the other is projected) and the
+    states of the `states` cases it touched last, whatever the topic's size; `progress` is told
+    how far it is about every `every_s` seconds of it."""
     engine = create_engine(settings.database_url)
     try:
         await migrate(engine)
@@ -440,11 +543,27 @@ async def rebuild(settings: Settings, batch: int = 500) -> int:
         records = whole_decisions(
             read_records(settings.bootstrap_servers, topics_for(settings).case_events)
         )
-        applied = 0
-        cache = StateCache()
-        while chunk := await asyncio.to_thread(lambda: list(islice(records, batch))):
-            events, decisions = case_events_of(chunk)
-            applied += (await project_or_skip(sessions, events, cache, decisions))[0]
-        return applied
+
+        def next_chunk() -> list[Any]:
+            return list(islice(records, batch))
+
+        began = reported = time.monotonic()
+        read = applied = 0
+        cache = StateCache(states)
+        # the next batch is read from the broker (in a thread) while this one is projected
+        reading = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+        try:
+            while chunk := await reading:
+                reading = asyncio.ensure_future(asyncio.to_thread(next_chunk))
+                events, decisions = case_events_of(chunk)
+                read += len(events)
+                applied += (await project_or_skip(sessions, events, cache, decisions))[0]
+                now = time.monotonic()
+                if progress is not None and now - reported >= every_s:
+                    reported = now
+                    progress(RebuildProgress(read, applied, now - began))
+        finally:
+            reading.cancel()  # a failed batch: the read under way is not wanted
+        return RebuildProgress(read, applied, time.monotonic() - began)
     finally:
         await engine.dispose()

@@ -3,7 +3,7 @@ and on PostgreSQL, each beside `GET /healthz` measured in the same run.
 
     .venv/bin/python bench/bench_read_model.py [--cases 100000] [--concurrency 32]
         [--requests 3000] [--database sqlite|postgres|both] [--data DIR] [--profile DIR]
-        [--only TEXT] [--write-rate 200]
+        [--only TEXT] [--write-rate 200] [--projector]
 
 Seeding: a generated Chengdu stream (the project's generator, a fixed seed; everyday reports,
 without its storm, faulty-device and gas-leak scenarios) goes through the worker's handlers
@@ -11,9 +11,10 @@ without its storm, faulty-device and gas-leak scenarios) goes through the worker
 of them is then accepted, resolved, verified and closed by commands through the same
 `decide_command` the worker uses, so statuses vary as in service.
 The case events are projected straight into the database with the projector's own
-`project_or_skip`, 500 at a time, which is what `cityloop projection rebuild` does with the
-topic; pushing 100,000 cases through broker and worker would take hours on this machine and
-would not change what the read side has to do.
+`project_or_skip`, 500 at a time as the API's projector takes them from the topic, with the
+state cache it keeps (what `cityloop projection rebuild` does too, 2,000 at a time); pushing
+100,000 cases through broker and worker would take hours on this machine and would not change
+what the read side has to do.
 
 Then an embedded broker and `cityloop api` start on that database, as a user runs them, and
 `--concurrency` clients (aiohttp) read, each request as the city's duty officer unless said:
@@ -25,6 +26,11 @@ requests/s per row, and each row's requests/s as a share of `/healthz`'s. The ro
 "while projecting" read while case events of new cases (the stream's first ones again, under
 new ids) reach the API's projector on the case-event topic at `--write-rate` a second, so
 that reads and the projector's writes share the database and the process, as they do in service.
+
+`--projector` measures the projector alone and stops: the same case events projected, 500 at a
+time and with the state cache the projector keeps, into a fresh database of each kind; the
+process's CPU time (the driver's thread included, so SQLite's own work too; PostgreSQL's
+server works in processes of its own, which this does not count) per case event, and wall time.
 
 `--data DIR` keeps the generated events and the SQLite file there, and the PostgreSQL
 database `bench_read_model` stays: a second run with the same `--cases` and `--seed` measures
@@ -61,7 +67,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from api.db import create_engine, migrate, remove_sqlite_file, session_factory
-from api.projection import project_or_skip
+from api.projection import StateCache, project_or_skip
 from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
@@ -165,22 +171,52 @@ def case_events(topology: Topology, cases: int, seed: int) -> list[CaseEvent]:
     return events
 
 
-async def seed_database(database_url: str, events: Sequence[CaseEvent]) -> float:
-    """Project the events through the projector's own batch function; returns seconds."""
+async def seed_database(database_url: str, events: Sequence[CaseEvent]) -> tuple[float, float]:
+    """Project the events through the projector's own batch function, with the state cache it
+    keeps, as `cityloop projection rebuild` does; returns (wall, CPU) seconds of the projecting
+    (the schema's migration not counted)."""
     engine = create_engine(database_url)
-    started = time.perf_counter()
     try:
         await migrate(engine)
         sessions = session_factory(engine)
+        cache = StateCache()
+        started, cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(events), PROJECT_BATCH):
             applied, skipped = await project_or_skip(
-                sessions, events[start : start + PROJECT_BATCH]
+                sessions, events[start : start + PROJECT_BATCH], cache
             )
             if skipped:
                 raise RuntimeError(f"the database refused {skipped} events")
+        return time.perf_counter() - started, time.process_time() - cpu
     finally:
         await engine.dispose()
-    return time.perf_counter() - started
+
+
+async def measure_projector(
+    args: argparse.Namespace, events: Sequence[CaseEvent], data: Path
+) -> dict[str, dict[str, float]]:
+    """Project the events into a fresh database of each kind asked for: µs of this process's
+    CPU per case event, and events/s."""
+    databases = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    figures: dict[str, dict[str, float]] = {}
+    for database in databases:
+        if database == "sqlite":
+            path = data / f"projector-{args.cases}-{args.seed}.db"
+            await asyncio.to_thread(remove_sqlite_file, path)
+            url = f"sqlite+aiosqlite:///{path}"
+        else:
+            url = await postgres_database("bench_projector", fresh=True)
+        wall, cpu = await seed_database(url, events)
+        figures[database] = {
+            "events": len(events),
+            "cpu_us_per_event": cpu / len(events) * 1e6,
+            "events_per_s": len(events) / wall,
+        }
+        print(
+            f"| {database} | {len(events):,} | {cpu / len(events) * 1e6:.0f} | "
+            f"{len(events) / wall:,.0f} |"
+        )
+    return figures
 
 
 async def seeded_cases(database_url: str) -> int:
@@ -531,6 +567,13 @@ async def measure_all(
         f"in {time.perf_counter() - started:.0f} s",
         file=sys.stderr,
     )
+    if args.projector:
+        print("| database | case events | µs CPU per case event | events/s |")
+        print("| --- | ---: | ---: | ---: |")
+        projected = await measure_projector(args, events, data)
+        if args.json:
+            print(json.dumps(projected, indent=2))
+        return
     rows = workload(topology, events, args.requests, args.seed)
     if args.only:
         rows = {
@@ -555,7 +598,7 @@ async def measure_all(
                 await asyncio.to_thread(remove_sqlite_file, stale)
             else:
                 url = await postgres_database("bench_read_model", fresh=True)
-            seconds = await seed_database(url, events)
+            seconds, _ = await seed_database(url, events)
             print(
                 f"{database}: projected {len(events):,} events in {seconds:.0f} s",
                 file=sys.stderr,
@@ -599,6 +642,9 @@ def main() -> None:
         type=float,
         default=200,
         help=f"case events a second for the rows{PROJECTING!r} (the whole system here: ~250)",
+    )
+    parser.add_argument(
+        "--projector", action="store_true", help="measure the projector alone, then stop"
     )
     parser.add_argument("--json", action="store_true")
     asyncio.run(run(parser.parse_args()))

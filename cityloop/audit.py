@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from sqlalchemy import select
-
-from api.db import CaseRow, create_engine
+from api.db import create_engine
+from api.projection import case_documents
 from cityloop.contracts import CASE_EVENT_ADAPTER, DeadLetter, Origin
 from cityloop.settings import Settings
 from handlers.audit import AuditReport, audit
@@ -46,8 +45,7 @@ async def run_audit(settings: Settings) -> AuditReport:
     engine = create_engine(settings.database_url)
     try:
         async with engine.connect() as connection:
-            rows = (await connection.execute(select(CaseRow.case_id, CaseRow.state))).all()
+            stored = await case_documents(connection)
     finally:
         await engine.dispose()
-    stored = {case_id: state for case_id, state in rows}
     return audit(entered, events, letters, stored, unfinished)

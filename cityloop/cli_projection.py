@@ -19,14 +19,23 @@ console = Console(soft_wrap=True)
 def rebuild() -> None:
     """Empty the case tables and fold the whole case-event topic into them again (schema
     migrated first). Safe while the API runs: its projector applies each case version once."""
+    from api.projection import RebuildProgress
     from api.projection import rebuild as rebuild_projection
 
     settings = get_settings()
+
+    def report(progress: RebuildProgress) -> None:
+        console.print(
+            f"{progress.read:,} case events read, {progress.applied:,} applied, "
+            f"{progress.events_per_s:,.0f} events/s"
+        )
+
     started = time.monotonic()
-    applied = asyncio.run(rebuild_projection(settings))
+    done = asyncio.run(rebuild_projection(settings, progress=report))
+    seconds = time.monotonic() - started
     console.print(
-        f"rebuilt the read model at {redacted_url(settings.database_url)}: {applied} case events "
-        f"in {time.monotonic() - started:.1f}s"
+        f"rebuilt the read model at {redacted_url(settings.database_url)}: {done.applied} case "
+        f"events in {seconds:.1f}s ({done.events_per_s:,.0f} events/s)"
     )
 
 
