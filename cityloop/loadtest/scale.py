@@ -594,10 +594,10 @@ def read_model_cases(database: Path, written: set[str]) -> tuple[int, int]:
 
 
 async def measure(
-    base: Settings, topology: Topology, events: int, seed: int, scratch: Path
+    base: Settings, topology: Topology, events: int, seed: int, scratch: Path, row: int = 0
 ) -> ScaleRow:
-    """One size on a fresh embedded broker."""
-    run = f"scale{events}"
+    """One size on a fresh embedded broker (a data directory and topics of its own)."""
+    run = f"scale{row}-{events}"
     data_dir = scratch / run
     data_dir.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker(port=free_port()) as broker:
@@ -652,7 +652,10 @@ async def measure(
 def run_scale(base: Settings, sizes: list[int], seed: int, scratch: Path) -> dict[str, Any]:
     """Every size, one after another; the JSON `cityloop bench --scale --json` prints."""
     topology = load_topology(base.topology_file)
-    rows = [asyncio.run(measure(base, topology, size, seed, scratch)) for size in sizes]
+    rows = [
+        asyncio.run(measure(base, topology, size, seed, scratch, row))
+        for row, size in enumerate(sizes)
+    ]
     return {"scale": [asdict(row) for row in rows]}
 
 
