@@ -84,7 +84,7 @@ class Template:
 
     incident: Incident
     events: list[CaseEvent]
-    """CaseOpened, CaseDispatched, CaseAccepted, CaseResolved, [CaseVerified,] CaseClosed."""
+    """CaseOpened, CaseDispatched, CaseAccepted, CaseResolved, CaseVerified, CaseClosed."""
 
 
 @dataclass
@@ -131,7 +131,7 @@ class ScaleRow:
 
 def templates(topology: Topology, seed: int, wanted: int = 300) -> list[Template]:
     """Real cases of `topology`: the generator's reports through the worker's own intake and
-    correlation, then accepted, resolved and closed by the worker's own command decisions."""
+    correlation, then accepted, resolved, verified and closed by its own command decisions."""
     stream = generate(
         topology,
         ScenarioConfig(
@@ -169,7 +169,7 @@ def templates(topology: Topology, seed: int, wanted: int = 300) -> list[Template
 
 
 def _lifecycle(state: Any, topology: Topology, modes: dict[str, Mode], now: datetime) -> list[Any]:
-    """Accept, resolve and close the case by commands (verifying it if closing asks for it)."""
+    """Accept, resolve, verify and close the case by commands, as a department and its centre do."""
     assignment = state.assignment
     if assignment is None:
         return []
