@@ -144,6 +144,9 @@ class Delivered:
 class OwnedPartition:
     core: CasePartition
     store: PartitionStore
+    from_snapshot: bool
+    folded: int
+    """Case events read when it was loaded (the snapshot's tail, or the whole history)."""
     snapshot_at: float = field(default_factory=time.monotonic)
     changed: bool = False
 
@@ -186,6 +189,7 @@ class CityWorker:
         self.partitions: dict[int, OwnedPartition] = {}
         self.delivered: dict[int, Delivered] = {}
         self.undelivered = False
+        self._deciding: asyncio.Lock | None = None
         self.state_dir: Path = settings.data_dir / "worker" / settings.topic_prefix
         self.app = self._app(app_id or f"{settings.topic_prefix}-worker")
         self.metrics.read_book_size(self.cases_held, self.open_cases_held)
@@ -229,6 +233,8 @@ class CityWorker:
         app.agent(raw(self.names.classifier), name="classifier-versions")(self.classifier_versions)
         app.timer(interval=settings.tick_interval_s, on_leader=True)(self.tick)
         app.timer(interval=LAG_INTERVAL_S)(self.measure_lag)
+        # a partition that went quiet after a decision is snapshot all the same
+        app.timer(interval=settings.snapshot_interval_s)(self.snapshot_due)
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
         return app
 
@@ -319,22 +325,31 @@ class CityWorker:
                 )
             await self.send(sends)
 
+    @property
+    def deciding(self) -> asyncio.Lock:
+        """Held while a batch is decided and handed to the producer, so that a snapshot never
+        holds a decision whose records are not yet on their way."""
+        if self._deciding is None:
+            self._deciding = asyncio.Lock()
+        return self._deciding
+
     async def cases(self, stream: Any) -> None:
         """Incidents and control records → case events, decided by their partition's core."""
         incidents = self.names.incidents
         async for events in stream.take_events(BATCH, BATCH_WAIT_S):
             await self.ready()
             records = [work_record(event.message) for event in events]
-            for number in sorted({record.partition for record in records}):
-                if number not in self.partitions:
-                    await self.load(number)
-            topology = self.topology.current
-            sends: list[Send] = []
-            for record in records:
-                owned = self.partitions[record.partition]
-                sends += owned.core.take(record, topology, self.modes, incidents)
-                owned.changed = True
-            await self.send(sends)
+            async with self.deciding:
+                for number in sorted({record.partition for record in records}):
+                    if number not in self.partitions:
+                        await self.load(number)
+                topology = self.topology.current
+                sends: list[Send] = []
+                for record in records:
+                    owned = self.partitions[record.partition]
+                    sends += owned.core.take(record, topology, self.modes, incidents)
+                    owned.changed = True
+                await self.send(sends)
             self._account()
             await self.snapshot_due()
 
@@ -359,23 +374,25 @@ class CityWorker:
     async def load(self, number: int) -> None:
         """The partition's book: its snapshot and the case events after it, or its history."""
         started = time.perf_counter()
-        owned, folded = await asyncio.to_thread(self._load, number)
+        owned = await asyncio.to_thread(self._load, number)
         self.partitions[number] = owned
         self.metrics.rebuild_seconds.observe(time.perf_counter() - started)
-        self.metrics.rebuild_events.set(folded)
+        self.metrics.rebuild_events.set(owned.folded)
         log.info(
-            "case partition %d: %d cases in memory, %d case events read, in %.2fs",
+            "case partition %d: %d cases in memory, %d case events read%s, in %.2fs",
             number,
             len(owned.core.book.cases),
-            folded,
+            owned.folded,
+            " after its snapshot" if owned.from_snapshot else "",
             time.perf_counter() - started,
         )
 
-    def _load(self, number: int) -> tuple[OwnedPartition, int]:
+    def _load(self, number: int) -> OwnedPartition:
         store = PartitionStore(self.state_dir, number)
         core = CasePartition(number, self.retention, store)
         snapshot = store.load()
         tail = None
+        from_snapshot = False
         if snapshot is not None:
             tail = self._tail_after(number, snapshot.offset, snapshot.event_id)
             if tail is None:
@@ -386,7 +403,7 @@ class CityWorker:
                 store.discard()
             else:
                 snapshot.book.archive = store
-                core.book = snapshot.book
+                core.book, from_snapshot = snapshot.book, True
         if tail is None:
             tail = read_records(
                 self.settings.bootstrap_servers, self.names.case_events, partitions=[number]
@@ -396,7 +413,7 @@ class CityWorker:
             for record in whole_decisions(tail)
             if record.value is not None
         )
-        return OwnedPartition(core, store), folded
+        return OwnedPartition(core, store, from_snapshot, folded)
 
     def _tail_after(self, number: int, offset: int, event_id: str) -> Iterator[Any] | None:
         """The case events after `offset`, if the topic holds the snapshot's last event there."""
@@ -425,10 +442,16 @@ class CityWorker:
         ]
         if not due:
             return
+        async with self.deciding:
+            await self._snapshot(due)
+
+    async def _snapshot(self, due: list[int]) -> None:
         await self.app.producer.flush()
         if self.undelivered:
             return  # the worker is starting over
         for number in due:
+            if number not in self.partitions:
+                continue  # moved away meanwhile
             owned, delivered = self.partitions[number], self.delivered.get(number)
             if delivered is None or delivered.offset < 0:
                 continue  # nothing of this partition on the topic yet

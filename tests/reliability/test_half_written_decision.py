@@ -20,7 +20,7 @@ from cityloop.settings import Settings
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
 from handlers.intake import Accepted, take_in
-from streams.decisions import decision_headers
+from handlers.partition import decision_headers, partition_for
 from streams.topics import ensure_topics
 from tests.conftest import bearer, start_system, stop_system, unique_prefix
 from tests.reliability.orders import work_order
@@ -64,10 +64,11 @@ def test_a_decision_torn_by_a_crash_is_written_whole_after_the_restart(
     assert isinstance(opened, CaseOpened) and isinstance(dispatched, CaseDispatched)
 
     # the crash: the record is on its topic, never committed, and the first of its decision's
-    # two events went out before the worker died
+    # two events went out (to the case's partition) before the worker died
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     producer.send(
         f"{prefix}.case-events",
+        partition=partition_for(opened.correlation_key, settings.topic_partitions),
         key=opened.case_id.encode(),
         value=opened.model_dump_json().encode(),
         headers=decision_headers(1, 2),
