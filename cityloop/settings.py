@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         "archive on disk (brought back when named again)",
     )
     idempotency_window_hours: float = Field(
-        default=96.0,
+        default=48.0,
         gt=0,
         description="a report's idempotency key or a command id is recognised again for at "
         "least half of this, at most all of it",

@@ -15,7 +15,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from hashlib import blake2b
 from heapq import heappop, heappush
+from sys import intern
 from typing import Protocol
 
 from cityloop.contracts import (
@@ -58,12 +60,16 @@ class Retention:
     finished_window: timedelta = timedelta(hours=6)
     """A case no longer open stays in memory this long (verified, reopened, a late duplicate),
     then waits in the archive."""
-    idempotency_window: timedelta = timedelta(days=4)
+    idempotency_window: timedelta = timedelta(days=2)
     """Idempotency keys and command ids are known for at least half of this, at most all of it:
     a publisher's retry or a redelivery inside it is recognised."""
 
 
 Seen = dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]]
+
+
+def _command_mark(command_id: str) -> int:
+    return int.from_bytes(blake2b(command_id.encode(), digest_size=8).digest())
 
 
 class CaseBook:
@@ -74,16 +80,18 @@ class CaseBook:
         self.archive: Archive = archive or NoArchive()
         self.cases: dict[str, CaseState] = {}
         # idempotency key -> (case id, where its records were read, content digest); plain
-        # tuples of strings and ints, which the garbage collector stops tracking. Two
-        # generations: the current one takes new keys, the previous one is still asked.
+        # tuples of strings and ints, which the garbage collector stops tracking,
+        # topic names interned: a window of a city's keys is the largest thing a book holds.
+        # Two generations: the current one takes new keys, the previous one is still asked.
         self._seen: Seen = {}
         self._seen_before: Seen = {}
         # correlation key -> its open cases, by case id, in the order they were opened
         self._open: dict[str, dict[str, CaseState]] = defaultdict(dict)
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
-        self._applied_commands: set[str] = set()
-        self._applied_before: set[str] = set()
+        # commands applied, as 64-bit digests of their ids (a third of the memory of the ids)
+        self._applied_commands: set[int] = set()
+        self._applied_before: set[int] = set()
         self._generation_started: int | None = None  # µs
         # deadlines: a heap of (instant in µs, case id), and each open case's earliest deadline
         # as it was pushed; an entry that no longer matches its case's is stale and skipped
@@ -153,7 +161,7 @@ class CaseBook:
             self._remember(event.idempotency_key, state.case_id, event.origin)
         else:
             if event.caused_by:
-                self._applied_commands.add(event.caused_by)
+                self._applied_commands.add(_command_mark(event.caused_by))
             if type(event) is LeadRejected and event.device_id:
                 self._false_alarms[event.device_id] = event.device_false_alarms
         if state.is_open:
@@ -180,7 +188,7 @@ class CaseBook:
         if known is None:
             known = (case_id, (), digest)
         if origin is not None:
-            where = (origin.topic, origin.partition, origin.offset)
+            where = (intern(origin.topic), origin.partition, origin.offset)
             if where not in known[1]:
                 known = (known[0], (*known[1], where), known[2])
         self._seen[key] = known
@@ -247,7 +255,8 @@ class CaseBook:
         return self._false_alarms.get(device_id, 0) if device_id else 0
 
     def applied(self, command_id: str) -> bool:
-        return command_id in self._applied_commands or command_id in self._applied_before
+        mark = _command_mark(command_id)
+        return mark in self._applied_commands or mark in self._applied_before
 
     # --- staying bounded -------------------------------------------------------------------
 
