@@ -62,7 +62,7 @@ def test_a_line_has_time_level_role_logger_and_the_request_id() -> None:
         record("read model at %s", "postgresql://u:pw@h/db", request_id="req-7")
     )
     assert re.fullmatch(
-        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING api streams\.app: "
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING api streams\.worker: "
         r"read model at postgresql://u:\*\*\*@h/db request_id=req-7",
         line,
     ), line

@@ -36,7 +36,7 @@ def test_each_request_has_an_id_in_its_answer_and_its_access_log_line(
 
     def lines() -> str | None:
         written = log_since(system, start)
-        return written if made.headers["x-request-id"] in written else None
+        return written if refused.headers["x-request-id"] in written else None
 
     written = wait_for(lines, 10, 0.1)
     assert written, log_since(system, start)
