@@ -48,11 +48,11 @@ from typing import Any
 from rich.console import Console
 
 from cityloop.broker import free_port
-from cityloop.cli import configure_logging
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.pacing import Pacing, percentile
 from cityloop.loadtest.replay import idempotency_key, replay, target_topic
 from cityloop.loadtest.streamfile import StreamRecord, read_records
+from cityloop.logs import configure_logging_for as configure_logging
 from cityloop.settings import Settings
 from cityloop.supervisor import Supervisor
 from streams.clients import async_consumer, async_producer
