@@ -53,7 +53,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -77,20 +77,17 @@ from cityloop.contracts import (
     CaseEvent,
     CaseOpened,
     CloseCase,
-    Mode,
     ResolveCase,
     VerifyCase,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.loadtest.model import DecisionModel, correlated
 from cityloop.settings import Settings
 from handlers.access import Role
-from handlers.book import CaseBook
 from handlers.case import CaseStatus
-from handlers.cells import correlation_key
-from handlers.intake import Accepted, take_in
 from handlers.lifecycle import decide_command
 from streams.topics import ensure_topics, topics_for
-from topology import Topology, UnroutableError, load_topology
+from topology import Topology, load_topology
 
 POSTGRES_SERVER = os.environ.get(
     "CITYLOOP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -117,27 +114,14 @@ def case_events(topology: Topology, cases: int, seed: int) -> list[CaseEvent]:
         minutes=minutes, rate=RATE, seed=seed, storm=False, faulty_device=False, gas_leak=False
     )
     stream = generate(topology, scenario)
-    book = CaseBook()
-    modes: dict[str, Mode] = {}
+    model = DecisionModel(topology)
     events: list[CaseEvent] = []
-    for record in stream.records:
-        if record.timestamp_ms is None or record.value is None:
-            continue
-        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        result = take_in(record.value, topology, received, record.source, None)
-        if not isinstance(result, Accepted):
-            continue
-        incident = result.incident
-        try:
-            decision = book.correlate(
-                incident, correlation_key(topology, incident), topology, modes, received
-            )
-        except UnroutableError:
-            continue
+    for _, decision in correlated(model, stream.records):
         events.extend(decision.events)
-        if len(book.cases) >= cases:
+        if len(model.book.cases) >= cases:
             break
     rng = random.Random(seed)
+    book, modes = model.book, model.modes
     for case_id, state in list(book.cases.items()):
         if state.status is not CaseStatus.DISPATCHED or state.assignment is None:
             continue

@@ -4,14 +4,16 @@ check a generated stream's ground truth against what dedup can find."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from cityloop.contracts import CaseEvent, DeadLetterReason, Incident, Mode, Origin, Source
+from cityloop.loadtest.streamfile import StreamRecord
 from handlers.book import CaseBook
 from handlers.cells import correlation_key
 from handlers.classifier import TextClassifier, default_model_path
+from handlers.correlate import CorrelationDecision
 from handlers.intake import Accepted, take_in
 from handlers.triage import ClassifierGuesser, Guesser
 from topology import Topology, UnroutableError
@@ -60,3 +62,24 @@ def run_record(
         return Outcome(model.decide(incident, correlation_key(model.topology, incident), now))
     except UnroutableError as exc:
         return Outcome(dead_letter=exc.reason)
+
+
+def correlated(
+    model: DecisionModel, records: Iterable[StreamRecord]
+) -> Iterator[tuple[Incident, CorrelationDecision]]:
+    """Each generated record that intake accepts and a case partition can route, with the
+    decision it made, each on the record's own time (what benchmarks build their cases from)."""
+    for record in records:
+        if record.timestamp_ms is None or record.value is None:
+            continue
+        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+        result = take_in(record.value, model.topology, received, record.source, None, model.guesser)
+        if not isinstance(result, Accepted):
+            continue
+        incident = result.incident
+        key = correlation_key(model.topology, incident)
+        try:
+            decision = model.book.correlate(incident, key, model.topology, model.modes, received)
+        except UnroutableError:
+            continue
+        yield incident, decision

@@ -28,7 +28,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from heapq import heappop, heappush
@@ -53,16 +53,14 @@ from cityloop.contracts import (
     VerifyCase,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
+from cityloop.loadtest.model import DecisionModel, correlated
 from cityloop.settings import Settings
-from handlers.book import CaseBook
 from handlers.case import case_event_id
-from handlers.cells import correlation_key
-from handlers.intake import Accepted, take_in
 from handlers.lifecycle import decide_command
 from handlers.partition import decision_headers, partition_for
 from streams.clients import async_producer
 from streams.topics import ensure_topics, topics_for
-from topology import Topology, UnroutableError, load_topology
+from topology import Topology, load_topology
 
 console = Console(stderr=True)
 
@@ -138,27 +136,13 @@ def templates(topology: Topology, seed: int, wanted: int = 300) -> list[Template
             minutes=max(10.0, wanted / 30), rate=1.0, seed=seed, storm=False, gas_leak=False
         ),
     )
-    book = CaseBook()
-    modes: dict[str, Mode] = {}
+    model = DecisionModel(topology)
     found: list[Template] = []
-    for record in stream.records:
-        if record.timestamp_ms is None or record.value is None:
-            continue
-        received = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
-        result = take_in(record.value, topology, received, record.source, None)
-        if not isinstance(result, Accepted):
-            continue
-        incident = result.incident
-        try:
-            decision = book.correlate(
-                incident, correlation_key(topology, incident), topology, modes, received
-            )
-        except UnroutableError:
-            continue
+    for incident, decision in correlated(model, stream.records):
         opened = [type(event) for event in decision.events]
         if opened != [CaseOpened, CaseDispatched] or decision.state is None:
             continue
-        lifecycle = _lifecycle(decision.state, topology, modes, received)
+        lifecycle = _lifecycle(decision.state, topology, model.modes, incident.received_at)
         if lifecycle:
             found.append(Template(incident, [*decision.events, *lifecycle]))
         if len(found) >= wanted:
@@ -168,7 +152,9 @@ def templates(topology: Topology, seed: int, wanted: int = 300) -> list[Template
     return found
 
 
-def _lifecycle(state: Any, topology: Topology, modes: dict[str, Mode], now: datetime) -> list[Any]:
+def _lifecycle(
+    state: Any, topology: Topology, modes: Mapping[str, Mode], now: datetime
+) -> list[Any]:
     """Accept, resolve, verify and close the case by commands, as a department and its centre do."""
     assignment = state.assignment
     if assignment is None:
