@@ -4,17 +4,17 @@ given back whole, a bounded cache of states, and a rebuild that streams the topi
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import event, select, text, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from api.db import Base, CaseRow, create_engine, migrate, session_factory
+from api.db import CaseRow, create_engine, session_factory
 from api.projection import RebuildProgress, StateCache, case_documents, project, rebuild
 from cityloop.contracts import CASE_COMMAND_ADAPTER, CASE_EVENT_ADAPTER, CaseEvent
 from cityloop.settings import Settings
@@ -104,21 +104,6 @@ def folded(events: Sequence[CaseEvent]) -> dict[str, dict[str, Any]]:
         assert state is not None
         documents[case_id] = state.model_dump(mode="json")
     return documents
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[AsyncEngine]:
-    """A fresh read model on each kind of database (as test_read_model's)."""
-    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db" if request.param == "sqlite" else postgres_url
-    engine = create_engine(url)
-    async with engine.begin() as connection:
-        await connection.run_sync(Base.metadata.drop_all)
-        await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 @pytest.mark.parametrize("capacity", [None, 1, 100])

@@ -3,12 +3,9 @@ case routes page, filter and mask over it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from fastapi import FastAPI
@@ -20,7 +17,6 @@ from api.db import (
     CaseEventRow,
     CaseRow,
     ReportRow,
-    create_engine,
     migrate,
     session_factory,
 )
@@ -55,20 +51,6 @@ def incident(number: int, category: str = "garbage_exposed") -> Incident:
         received_at=NOW + timedelta(minutes=number),
         caller=CallerContact(name="张三丰", phone="13912345678"),
     )
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def engine(
-    request: pytest.FixtureRequest, tmp_path: Path, postgres_url: str
-) -> AsyncIterator[AsyncEngine]:
-    url = f"sqlite+aiosqlite:///{tmp_path}/cases.db" if request.param == "sqlite" else postgres_url
-    engine = create_engine(url)
-    async with engine.begin() as connection:  # start from nothing, as a new installation does
-        await connection.run_sync(Base.metadata.drop_all)
-        await connection.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    await migrate(engine)
-    yield engine
-    await engine.dispose()
 
 
 async def test_migrations_build_the_schema_the_models_describe(engine: AsyncEngine) -> None:
