@@ -49,6 +49,9 @@ class Place:
 
 
 MAX_CANDIDATES = 10
+MAX_READINGS_KEPT = 65_536
+"""Readings remembered per topology: a few MB at most, and the combinations citizens write
+are far fewer."""
 DISTRICT_CODE_LENGTH = 6
 
 
@@ -86,6 +89,8 @@ class AreaNames:
         automaton.make_automaton()
         self._automaton = automaton
         self._empty = not codes_of
+        # the same few names recur across thousands of texts: a reading is read once
+        self._places: dict[tuple[tuple[str, ...], ...], Place] = {}
 
     def names_in(self, text: str) -> list[tuple[str, ...]]:
         """The areas each name in the text may mean, longest names first where they overlap
@@ -108,7 +113,14 @@ class AreaNames:
     def find(self, *texts: str) -> Place:
         """The place the texts name (an address first, then the citizen's words)."""
         for text in texts:
-            place = self._read(self.names_in(text))
+            names = tuple(self.names_in(text))
+            if not names:
+                continue
+            place = self._places.get(names)
+            if place is None:
+                if len(self._places) >= MAX_READINGS_KEPT:
+                    self._places.clear()
+                place = self._places[names] = self._read(names)
             if place.finding is not PlaceFinding.NONE:
                 return place
         return Place(PlaceFinding.NONE)
