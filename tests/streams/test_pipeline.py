@@ -90,10 +90,11 @@ def test_an_event_of_each_source_becomes_a_case(system: RunningSystem, source: S
     # the alarm gets a spot no other test reports at: there it must open a lead of its own; the
     # work order names its category (one of the tiny topology's), as a call taker would: an
     # order the classifier must place waits at the desk instead (tests/api/test_desk_live.py)
-    overrides: dict[str, Any] = {
+    special: dict[Source, dict[str, Any]] = {
         Source.IOT: {"location": {"lat": 30.6752, "lon": 104.0527}},
         Source.HOTLINE: {"category_code": "pothole"},
-    }.get(source, {})
+    }
+    overrides = special.get(source, {})
     event = cloudevent(source, **overrides)
     publish(system, source.value, json.dumps(event, ensure_ascii=False).encode())
     key = f"{event['source']}|{event['id']}"

@@ -1,0 +1,147 @@
+"""The worker's agents in Faust's own test context: records put on an in-memory channel, in
+batches as `take_events` hands them over, and what the agents give the producer captured. No
+broker: this is the glue between the topics and handlers/partition.py, which moves bytes in and
+out and decides nothing itself. (The same agents on a real broker: test_partitioned_workers.py
+and the system tests.)"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from faust.types import Message
+
+from cityloop.contracts import CASE_EVENT_ADAPTER, DeadLetter, Incident, Source
+from cityloop.settings import Settings
+from handlers.classifier import TextClassifier, default_model_path
+from handlers.partition import CasePartition, Destination, Send
+from streams.store import PartitionStore
+from streams.worker import CityWorker, OwnedPartition, build_worker
+from tests.streams.test_pipeline import cloudevent
+from topology import load_topology, tiny_topology_path
+
+TINY = load_topology(tiny_topology_path())
+
+
+@pytest.fixture(scope="module")
+def classifier() -> TextClassifier:
+    return TextClassifier.load(default_model_path())
+
+
+def ready_worker(data_dir: Path, classifier: TextClassifier) -> tuple[CityWorker, list[Send]]:
+    """A worker whose topology, classifier and modes count as read (there is no broker to read
+    them from), owning case partition 0 with an empty book; what it sends is collected."""
+    settings = Settings(
+        kafka_bootstrap_servers="127.0.0.1:9",  # never dialled: nothing here starts the app
+        topic_prefix="agents",
+        data_dir=data_dir,
+        topology_file=tiny_topology_path(),
+        clock="external",
+        snapshot_interval_s=3600,
+    )
+    worker = build_worker(settings, topology=TINY, classifier=classifier)
+    worker.topology.read_from_topic = worker.classifier.read_from_topic = True
+    worker.modes_read = True
+    store = PartitionStore(worker.state_dir, 0)
+    worker.partitions[0] = OwnedPartition(
+        CasePartition(0, worker.retention, store), store, False, 0
+    )
+    sent: list[Send] = []
+
+    async def collect(sends: list[Send]) -> None:
+        sent.extend(sends)
+
+    worker.send = collect  # type: ignore[method-assign]
+    return worker, sent
+
+
+def hotline_topic(worker: CityWorker) -> str:
+    return next(topic for topic, source in worker.names.sources.items() if source is Source.HOTLINE)
+
+
+async def put(agent: Any, topic: str, value: bytes, key: bytes | None, offset: int) -> None:
+    """A record of `topic` on the agent's test channel, as the consumer would hand it over
+    (the wrapper's own `put` cannot name one topic of an agent reading several)."""
+    channel = agent.stream().channel
+    message = Message(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=time.time(),
+        timestamp_type=0,
+        headers=[],
+        key=key,
+        value=value,
+        checksum=b"",
+        serialized_key_size=len(key or b""),
+        serialized_value_size=len(value),
+        generation_id=agent.app.consumer_generation_id,  # a stream drops other generations'
+    )
+    await channel.put(await channel.decode(message))
+
+
+async def until(sent: list[Send], count: int) -> list[Send]:
+    async def enough() -> None:
+        while len(sent) < count:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(enough(), timeout=20)
+    return sent
+
+
+async def test_intake_turns_each_record_of_a_batch_into_an_incident_or_a_dead_letter(
+    tmp_path: Path, classifier: TextClassifier
+) -> None:
+    worker, sent = ready_worker(tmp_path, classifier)
+    hotline = hotline_topic(worker)
+    good = [json.dumps(cloudevent(Source.HOTLINE)).encode() for _ in range(3)]
+    broken = b'{"specversion": "1.0", "id": "x"'
+    async with worker.app.agents["intake"].test_context() as agent:
+        for offset, value in enumerate([good[0], broken, good[1], good[2]]):
+            await put(agent, hotline, value, None, offset)
+        await until(sent, 4)
+    assert [send.to for send in sent] == [
+        Destination.INCIDENTS,
+        Destination.DEAD_LETTERS,
+        Destination.INCIDENTS,
+        Destination.INCIDENTS,
+    ]
+    for offset, send in ((0, sent[0]), (2, sent[2])):
+        incident = Incident.model_validate_json(send.value)
+        assert incident.origin is not None
+        assert (incident.origin.topic, incident.origin.offset) == (hotline, offset)
+        assert send.key  # the correlation key: the partition of the case
+    dead = DeadLetter.model_validate_json(sent[1].value)
+    assert dead.reason.value == "undecodable"
+    assert dead.origin is not None and dead.origin.offset == 1
+
+
+async def test_cases_decides_incidents_on_their_partition_and_its_book(
+    tmp_path: Path, classifier: TextClassifier
+) -> None:
+    worker, sent = ready_worker(tmp_path, classifier)
+    hotline = hotline_topic(worker)
+    event = json.dumps(cloudevent(Source.HOTLINE)).encode()
+    async with worker.app.agents["intake"].test_context() as agent:
+        await put(agent, hotline, event, None, 0)
+        (incident,) = await until(sent, 1)
+    sent.clear()
+    async with worker.app.agents["cases"].test_context() as agent:
+        # the same incident twice, as a redelivery after a crash hands it over again
+        await put(agent, worker.names.incidents, incident.value, incident.key, 0)
+        await put(agent, worker.names.incidents, incident.value, incident.key, 0)
+        first = list(await until(sent, 2))
+        await asyncio.sleep(0.2)  # time for the redelivery's decision, which sends nothing
+    assert len(sent) == len(first), "a redelivered incident was decided twice"
+    assert {send.to for send in sent} == {Destination.CASE_EVENTS}
+    assert all(send.partition == 0 for send in sent)
+    events = [CASE_EVENT_ADAPTER.validate_json(send.value) for send in sent]
+    assert [event.type for event in events][:1] == ["CaseOpened"]
+    assert [event.version for event in events] == list(range(1, len(events) + 1))
+    book = worker.partitions[0].core.book
+    assert list(book.cases) == [events[0].case_id]
+    assert worker.partitions[0].changed
