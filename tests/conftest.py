@@ -25,6 +25,17 @@ POSTGRES_URL = os.environ.get(
 )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files marked `long(seconds)` first, the longest first: the suite runs a file to each
+    of two workers (pyproject.toml), and a long file started last would run on alone."""
+
+    def seconds(item: pytest.Item) -> float:
+        marker = item.get_closest_marker("long")
+        return float(marker.args[0]) if marker is not None else 0.0
+
+    items.sort(key=lambda item: -seconds(item))  # stable: the rest keep their order
+
+
 def _docker_answers() -> bool:
     try:
         import docker

@@ -38,7 +38,7 @@ from tests.streams.test_lifecycle_stream import new_case
 from tests.streams.test_pipeline import wait_for
 from topology import load_topology, tiny_topology_path
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(45)]
 
 Change = dict[str, Any]
 

@@ -46,6 +46,8 @@ from tests.conftest import (
 from tests.streams.test_pipeline import wait_for
 from topology import load_topology
 
+pytestmark = pytest.mark.long(70)
+
 CHECKS = (
     "not_a_server_error",
     "status_code_conformance",

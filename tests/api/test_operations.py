@@ -13,7 +13,7 @@ from cityloop.contracts import Source
 from tests.conftest import RunningSystem, bearer, start_system, stop_system
 from tests.streams.test_pipeline import cloudevent, publish, wait_for
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(30)]
 
 
 def counter(body: str, sample: str) -> float:

@@ -29,7 +29,7 @@ from cityloop.broker import free_port
 from tests.conftest import TEST_SECRET, bearer
 from tests.e2e.test_up_demo import processes_with_env
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(70)]
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; .ci/run installs it. Playwright downloads nothing.
 WAIT_MS = 20_000

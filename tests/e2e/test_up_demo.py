@@ -22,7 +22,7 @@ from cityloop.demo import demo_lines
 from cityloop.loadtest.model import DecisionModel, run_record
 from topology import load_topology
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(30)]
 
 
 def demo_cases_by_the_handlers() -> int:

@@ -22,7 +22,7 @@ from tests.conftest import bearer, postgres_database
 from tests.e2e.running_up import Up, start_up
 from tests.streams.test_pipeline import cloudevent, wait_for
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(100)]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

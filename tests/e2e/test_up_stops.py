@@ -14,7 +14,7 @@ import pytest
 
 from tests.e2e.running_up import start_up
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(70)]
 
 
 def ignores_sigint(pid: int) -> bool:

@@ -12,7 +12,7 @@ import pytest
 
 from topology import tiny_topology_path
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(35)]
 
 FIELDS = {"events", "ready_s", "worker_rss_mb", "rebuild_events_per_s", "cold_ready_s"}
 

@@ -16,7 +16,7 @@ from cityloop.contracts import Source
 from tests.conftest import RunningSystem, bearer, start_system, stop_system
 from tests.streams.test_pipeline import cases_with_report, cloudevent, wait_for
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(30)]
 
 
 def post_until_stored(system: RunningSystem, timeout_s: float) -> str:

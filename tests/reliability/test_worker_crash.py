@@ -22,7 +22,7 @@ from cityloop.contracts import (
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
 from tests.reliability.orders import work_order
 
-pytestmark = pytest.mark.broker
+pytestmark = [pytest.mark.broker, pytest.mark.long(50)]
 
 # spots 250 m apart over the tiny topology; three families, so three clusters per spot
 CATEGORIES = ("pothole", "garbage_exposed", "noise")
