@@ -70,7 +70,7 @@ from cityloop.loadtest.model import DecisionModel, run_record
 from handlers.cells import cells_touched, family_of
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
 from tests.reliability.orders import work_order
-from tests.reliability.test_worker_crash import case_events_written, case_history
+from tests.reliability.test_worker_crash import CaseEventCount, case_history
 from topology import Topology, default_topology_path, load_topology
 from topology.geo import distance_m
 
@@ -243,13 +243,17 @@ def incidents_per_case(case_of: dict[str, str], truth: dict[str, str]) -> dict[s
 
 
 def wait_for_progress(
-    system: RunningSystem, at_least: int, timeout_s: float, stall_s: float = 60.0
+    system: RunningSystem,
+    written_now: CaseEventCount,
+    at_least: int,
+    timeout_s: float,
+    stall_s: float = 60.0,
 ) -> int:
     """Until the case-event topic holds `at_least` events; fails when the worker writes
     nothing for `stall_s` before that."""
     deadline = time.monotonic() + timeout_s
     last, last_change = -1, time.monotonic()
-    while (written := case_events_written(system)) < at_least:
+    while (written := written_now()) < at_least:
         now = time.monotonic()
         if written != last:
             last, last_change = written, now
@@ -328,6 +332,7 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
         prefix=unique_prefix("crash"),
         extra_env={"CITYLOOP_TOPOLOGY_FILE": str(default_topology_path())},
     )
+    case_events_written = CaseEventCount(system)
     try:
         mark = time.monotonic()
         publish(system, events)
@@ -338,20 +343,24 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
         back_after: list[float] = []
         for point in points:
             floor = progress_at_kills[-1] + MIN_PROGRESS if progress_at_kills else 0
-            wait_for_progress(system, max(point, floor), timeout_s=TIMEOUT_S)
+            wait_for_progress(system, case_events_written, max(point, floor), timeout_s=TIMEOUT_S)
             system.kill("worker")
             killed_at = time.monotonic()
-            progress_at_kills.append(case_events_written(system))
+            progress_at_kills.append(case_events_written())
             system.start("worker")
             # how long a restart takes: process start, group join, case book rebuilt
-            wait_for_progress(system, progress_at_kills[-1] + 1, timeout_s=TIMEOUT_S)
+            wait_for_progress(
+                system, case_events_written, progress_at_kills[-1] + 1, timeout_s=TIMEOUT_S
+            )
             back_after.append(time.monotonic() - killed_at)
         timings["until the worker is back after the last kill"] = time.monotonic() - mark
 
         mark = time.monotonic()
         resent = {key for key, _ in events[generated.originals :]}
         try:  # cheaply, until the topic holds about what a crash-free run writes
-            wait_for_progress(system, len(expected_written), TIMEOUT_S, stall_s=20)
+            wait_for_progress(
+                system, case_events_written, len(expected_written), TIMEOUT_S, stall_s=20
+            )
         except AssertionError:
             pass  # the end offsets fall a batch short; the accounting below tells
         deadline = time.monotonic() + 120 + EVENTS / 100
@@ -423,6 +432,7 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
         assert report["as_report"] == len(truth)
         assert report["as_duplicate"] == len(events) - generated.originals
     finally:
+        case_events_written.close()
         stop_system(system)
         timings["total"] = time.monotonic() - started
         print(  # noqa: T201
