@@ -53,7 +53,13 @@ from handlers.partition import (
     take_source_record,
 )
 from handlers.triage import ClassifierGuesser
-from streams.consumer_tuning import shorten_fetch_wait
+from streams.consumer_tuning import (
+    FETCH_MAX_WAIT_MS,
+    QUIET_AFTER_S,
+    QUIET_FETCH_WAIT_MS,
+    set_fetch_wait,
+    shorten_fetch_wait,
+)
 from streams.decisions import whole_decisions
 from streams.history import read_history, read_records
 from streams.metrics import LAG_INTERVAL_S, WorkerMetrics, consumer_lag
@@ -190,6 +196,9 @@ class CityWorker:
         self.delivered: dict[int, Delivered] = {}
         self.undelivered = False
         self._deciding: asyncio.Lock | None = None
+        self.last_record_at = time.monotonic()
+        self.quiet = False
+        """Whether the consumer fetches with the long wait of a quiet spell."""
         self.state_dir: Path = settings.data_dir / "worker" / settings.topic_prefix
         self.app = self._app(app_id or f"{settings.topic_prefix}-worker")
         self.metrics.read_book_size(self.cases_held, self.open_cases_held)
@@ -233,6 +242,7 @@ class CityWorker:
         app.agent(raw(self.names.classifier), name="classifier-versions")(self.classifier_versions)
         app.timer(interval=settings.tick_interval_s, on_leader=True)(self.tick)
         app.timer(interval=LAG_INTERVAL_S)(self.measure_lag)
+        app.timer(interval=1.0)(self.slow_down_when_quiet)
         # a partition that went quiet after a decision is snapshot all the same
         app.timer(interval=settings.snapshot_interval_s)(self.snapshot_due)
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
@@ -315,6 +325,7 @@ class CityWorker:
         """Raw CloudEvents → validated incidents keyed by correlation key, or dead letters."""
         sources = self.names.sources
         async for events in stream.take_events(BATCH, BATCH_WAIT_S):
+            self.busy()
             await self.ready()
             topology, guesser = self.topology.current, self.classifier.current
             sends = []
@@ -337,6 +348,7 @@ class CityWorker:
         """Incidents and control records → case events, decided by their partition's core."""
         incidents = self.names.incidents
         async for events in stream.take_events(BATCH, BATCH_WAIT_S):
+            self.busy()
             await self.ready()
             records = [work_record(event.message) for event in events]
             async with self.deciding:
@@ -480,6 +492,20 @@ class CityWorker:
 
     def open_cases_held(self) -> int:
         return sum(owned.core.book.open_count() for owned in list(self.partitions.values()))
+
+    # --- how often to fetch ---------------------------------------------------------------
+
+    def busy(self) -> None:
+        """Records came: fetch with the short wait again (streams/consumer_tuning.py)."""
+        self.last_record_at = time.monotonic()
+        if self.quiet:
+            set_fetch_wait(self.app.consumer, FETCH_MAX_WAIT_MS)
+            self.quiet = False
+
+    async def slow_down_when_quiet(self) -> None:
+        """No record for a while: fetch with the long wait, fewer fetches on idle topics."""
+        if not self.quiet and time.monotonic() - self.last_record_at >= QUIET_AFTER_S:
+            self.quiet = set_fetch_wait(self.app.consumer, QUIET_FETCH_WAIT_MS)
 
     # --- timers --------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from cityloop.contracts import GeoPoint, Source
 from cityloop.settings import Settings
 from handlers.classifier import TextClassifier, default_model_path
 from handlers.partition import partition_for
+from streams.consumer_tuning import FETCH_MAX_WAIT_MS, QUIET_FETCH_WAIT_MS, fetch_wait
 from streams.history import read_records
 from streams.topics import ensure_topics, topics_for
 from streams.worker import CityWorker, build_worker
@@ -132,6 +133,18 @@ def test_two_workers_split_the_cases_and_a_restart_comes_back_from_snapshots(
             cases = sum(len(case_ids) for case_ids in by_partition.values())
             assert first.cases_held() + second.cases_held() == cases
             assert await until(lambda: list((tmp_path / "worker").rglob("partition-*.sqlite")), 10)
+
+            # with nothing to take, each worker fetches with the long wait; a record brings the
+            # short wait back (streams/consumer_tuning.py)
+            assert await until(lambda: first.quiet and second.quiet, 20)
+            assert {fetch_wait(first.app.consumer), fetch_wait(second.app.consumer)} == {
+                QUIET_FETCH_WAIT_MS
+            }
+            more, more_keys = orders(1)
+            await publish(settings, names.source(Source.HOTLINE), more)
+            assert await until(lambda: more_keys <= decided(settings), 30)
+            waits = {fetch_wait(first.app.consumer), fetch_wait(second.app.consumer)}
+            assert FETCH_MAX_WAIT_MS in waits, waits
         finally:
             await second.app.stop()
             await first.app.stop()
