@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,13 +85,23 @@ async def put(agent: Any, topic: str, value: bytes, key: bytes | None, offset: i
     await channel.put(await channel.decode(message))
 
 
-async def until(sent: list[Send], count: int) -> list[Send]:
-    async def enough() -> None:
-        while len(sent) < count:
+async def until(condition: Callable[[], bool]) -> None:
+    """Until the agents under test have done what `condition` looks for."""
+
+    async def done() -> None:
+        while not condition():
             await asyncio.sleep(0.01)
 
-    await asyncio.wait_for(enough(), timeout=20)
-    return sent
+    await asyncio.wait_for(done(), timeout=20)
+
+
+async def through_intake(worker: CityWorker, sent: list[Send], values: list[bytes]) -> None:
+    """The values as records of the hotline topic, at offsets 0, 1, …, through the intake
+    agent, until it has sent one record for each."""
+    async with worker.app.agents["intake"].test_context() as agent:
+        for offset, value in enumerate(values):
+            await put(agent, hotline_topic(worker), value, None, offset)
+        await until(lambda: len(sent) >= len(values))
 
 
 async def test_intake_turns_each_record_of_a_batch_into_an_incident_or_a_dead_letter(
@@ -100,10 +111,7 @@ async def test_intake_turns_each_record_of_a_batch_into_an_incident_or_a_dead_le
     hotline = hotline_topic(worker)
     good = [json.dumps(cloudevent(Source.HOTLINE)).encode() for _ in range(3)]
     broken = b'{"specversion": "1.0", "id": "x"'
-    async with worker.app.agents["intake"].test_context() as agent:
-        for offset, value in enumerate([good[0], broken, good[1], good[2]]):
-            await put(agent, hotline, value, None, offset)
-        await until(sent, 4)
+    await through_intake(worker, sent, [good[0], broken, good[1], good[2]])
     assert [send.to for send in sent] == [
         Destination.INCIDENTS,
         Destination.DEAD_LETTERS,
@@ -124,12 +132,9 @@ async def test_cases_decides_incidents_on_their_partition_and_its_book(
     tmp_path: Path, classifier: TextClassifier
 ) -> None:
     worker, sent = ready_worker(tmp_path, classifier)
-    hotline = hotline_topic(worker)
     orders = [json.dumps(cloudevent(Source.HOTLINE)).encode() for _ in range(2)]
-    async with worker.app.agents["intake"].test_context() as agent:
-        for offset, order in enumerate(orders):
-            await put(agent, hotline, order, None, offset)
-        first, second = await until(sent, 2)
+    await through_intake(worker, sent, orders)
+    first, second = sent
     sent.clear()
 
     def opened() -> list[str]:
@@ -141,12 +146,7 @@ async def test_cases_decides_incidents_on_their_partition_and_its_book(
         await put(agent, worker.names.incidents, first.value, first.key, 0)
         await put(agent, worker.names.incidents, first.value, first.key, 0)
         await put(agent, worker.names.incidents, second.value, second.key, 1)
-
-        async def both_opened() -> None:
-            while len(opened()) < 2:
-                await asyncio.sleep(0.01)
-
-        await asyncio.wait_for(both_opened(), timeout=20)
+        await until(lambda: len(opened()) >= 2)
     assert {send.to for send in sent} == {Destination.CASE_EVENTS}
     assert all(send.partition == 0 for send in sent)
     events = [CASE_EVENT_ADAPTER.validate_json(send.value) for send in sent]
