@@ -9,7 +9,6 @@ and a person at the dispatch desk decides.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
@@ -90,7 +89,7 @@ class AreaNames:
         self._automaton = automaton
         self._empty = not codes_of
         # the same few names recur across thousands of texts: a reading is read once
-        self._places: dict[tuple[tuple[str, ...], ...], Place] = {}
+        self._read_once = lru_cache(maxsize=MAX_READINGS_KEPT)(self._read)
 
     def names_in(self, text: str) -> list[tuple[str, ...]]:
         """The areas each name in the text may mean, longest names first where they overlap
@@ -113,19 +112,12 @@ class AreaNames:
     def find(self, *texts: str) -> Place:
         """The place the texts name (an address first, then the citizen's words)."""
         for text in texts:
-            names = tuple(self.names_in(text))
-            if not names:
-                continue
-            place = self._places.get(names)
-            if place is None:
-                if len(self._places) >= MAX_READINGS_KEPT:
-                    self._places.clear()
-                place = self._places[names] = self._read(names)
+            place = self._read_once(tuple(self.names_in(text)))
             if place.finding is not PlaceFinding.NONE:
                 return place
         return Place(PlaceFinding.NONE)
 
-    def _read(self, names: Iterable[tuple[str, ...]]) -> Place:
+    def _read(self, names: tuple[tuple[str, ...], ...]) -> Place:
         topology = self._topology
         readings = [frozenset(codes) for codes in names]
         if not readings:
