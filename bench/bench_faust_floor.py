@@ -4,12 +4,13 @@
 
 The worker's app (`streams.worker.worker_app`, the same settings) runs two agents shaped as the
 worker's: `intake` takes source records in batches (`take_events(BATCH, BATCH_WAIT_S)`) and
-hands each, unchanged, to the incident topic; `cases` takes those and hands each to the
-case-event topic; both send through `BatchedSender`, as the worker does. Nothing is parsed or
-decided, so the CPU this process spends per source event is what Faust's consume path, the two
-hops and the producer cost by themselves: the floor under the worker's CPU per event, whatever
-the handlers cost. One core's worth of it is the most events per second one worker could reach
-with free handlers.
+hands each, unchanged, to the app's producer for the incident topic; `cases` takes those and
+hands each to the producer for the case-event topic, without awaiting acknowledgements, as the
+worker does. Nothing is parsed or decided, so the CPU this process spends per source event is
+what Faust's consume path, the two hops and the producer cost by themselves: the floor under
+the worker's CPU per event, whatever the handlers cost. One core's worth of it is the most
+events per second one worker could reach with free handlers. Each run also measures a one-hop
+app (`intake` sends straight to the case-event topic), to show what a hop costs.
 
 The stream is the bench's generated hour, preloaded onto the source topics before the app
 starts; the rate runs from the first case-event record to the last of `--events`. With
@@ -36,14 +37,14 @@ from bench_worker import _accounted, _cpu_seconds
 from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.loadtest.bench import _preload, _stream, workers
 from cityloop.settings import Settings
-from streams.batched_send import BatchedSender, Outgoing
 from streams.clients import async_consumer
 from streams.topics import Topics, ensure_topics
 from topology import load_topology
 
 
-def serve(bootstrap: str, prefix: str, data_dir: Path) -> None:
-    """The floor app, in this process until it is stopped."""
+def serve(bootstrap: str, prefix: str, data_dir: Path, hops: int) -> None:
+    """The floor app, in this process until it is stopped; with one hop, `intake` sends
+    straight to the case-event topic and there is no `cases` agent."""
     from faust.worker import Worker
 
     from streams.worker import BATCH, BATCH_WAIT_S, worker_app
@@ -53,28 +54,27 @@ def serve(bootstrap: str, prefix: str, data_dir: Path) -> None:
     )
     names = Topics(prefix)
     app = worker_app(settings, f"{prefix}-floor")
-    senders: dict[int, BatchedSender[None]] = {}
 
     def raw(*topic_names: str) -> Any:
         return app.topic(*topic_names, value_serializer="raw", key_serializer="raw")
 
     async def forward(events: list[Any], topic: str) -> None:
-        producer = app.producer._ensure_producer()  # type: ignore[attr-defined]
-        sender = senders.setdefault(id(producer), BatchedSender(producer))
-        await sender.send(
-            Outgoing(topic, event.message.key, event.message.value) for event in events
-        )
+        producer = app.producer
+        for event in events:
+            await producer.send(topic, event.message.key, event.message.value, None, None, None)
 
     async def intake(stream: Any) -> None:
+        onward = names.incidents if hops == 2 else names.case_events
         async for events in stream.take_events(BATCH, BATCH_WAIT_S):
-            await forward(events, names.incidents)
+            await forward(events, onward)
 
     async def cases(stream: Any) -> None:
         async for events in stream.take_events(BATCH, BATCH_WAIT_S):
             await forward(events, names.case_events)
 
     app.agent(raw(*names.sources), name="intake")(intake)
-    app.agent(raw(names.incidents), name="cases")(cases)
+    if hops == 2:
+        app.agent(raw(names.incidents), name="cases")(cases)
     Worker(app, loglevel="WARNING").execute_from_commandline()
 
 
@@ -109,9 +109,10 @@ async def _counted(
 
 
 async def _measure(
-    base: Settings, records: list[Any], tmp: Path, worker: bool
-) -> tuple[float, float]:
-    """(events/s, CPU µs per event) of the floor app, or of the real worker."""
+    base: Settings, records: list[Any], tmp: Path, *, hops: int = 2, worker: bool = False
+) -> tuple[float, float, float]:
+    """(events/s, CPU µs per event, share of a core) of the floor app with `hops` agents, or of
+    the worker."""
     run = uuid.uuid4().hex[:6]
     settings = base.model_copy(update={"topic_prefix": f"ff-{run}", "data_dir": tmp / run})
     await asyncio.to_thread(ensure_topics, settings)
@@ -119,15 +120,15 @@ async def _measure(
     if worker:
         with workers(settings, 1, tmp) as processes:
             return await _rate_and_cpu(settings, len(records), processes[0].pid, worker=True)
-    with floor_app(settings, tmp / f"{run}.log") as process:
+    with floor_app(settings, hops, tmp / f"{run}.log") as process:
         return await _rate_and_cpu(settings, len(records), process.pid, worker=False)
 
 
 @contextmanager
-def floor_app(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def floor_app(settings: Settings, hops: int, log: Path) -> Iterator[subprocess.Popen[bytes]]:
     """The floor app in a process of its own, as the worker runs."""
     command = [sys.executable, __file__, "--serve", settings.bootstrap_servers]
-    command += [settings.topic_prefix, str(settings.data_dir)]
+    command += [settings.topic_prefix, str(settings.data_dir), str(hops)]
     with open(log, "wb") as errors:
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)  # noqa: S603
         try:
@@ -139,7 +140,7 @@ def floor_app(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]
 
 async def _rate_and_cpu(
     settings: Settings, expected: int, pid: int, *, worker: bool
-) -> tuple[float, float]:
+) -> tuple[float, float, float]:
     """Start-up (imports, the topology, the group join) is not measured: rate and CPU run
     from the first output record."""
     cpu_at_first: list[float] = []
@@ -152,7 +153,7 @@ async def _rate_and_cpu(
     else:
         first, done = await _counted(settings, expected, 600, on_first)
     cpu = _cpu_seconds(pid) - cpu_at_first[0]
-    return expected / (done - first), cpu * 1e6 / expected
+    return expected / (done - first), cpu * 1e6 / expected, cpu / (done - first)
 
 
 async def main(events: int, runs: int, seed: int, with_worker: bool) -> None:
@@ -161,22 +162,32 @@ async def main(events: int, runs: int, seed: int, with_worker: bool) -> None:
         base = Settings(kafka_bootstrap_servers=f"127.0.0.1:{port}", _env_file=None)
         records = _stream(load_topology(base.topology_file), events, seed)
         for run in range(1, runs + 1):
-            rate, cpu = await _measure(base, records, Path(tmp), worker=False)
-            line = f"run {run}: Faust floor {rate:,.0f} events/s, {cpu:,.0f} µs CPU/event"
-            if with_worker:
-                worker_rate, worker_cpu = await _measure(base, records, Path(tmp), worker=True)
-                line += (
-                    f"; worker {worker_rate:,.0f} events/s, {worker_cpu:,.0f} µs CPU/event; "
-                    f"floor / worker CPU {cpu / worker_cpu:.2f}"
+            line = [f"run {run}:"]
+            for hops in (2, 1):
+                rate, cpu, share = await _measure(base, records, Path(tmp), hops=hops)
+                line.append(
+                    f"Faust floor, {hops} hop(s): {rate:,.0f} events/s, {cpu:,.0f} µs CPU/event "
+                    f"({share:.0%} of a core);"
                 )
-            print(line, flush=True)
+                if hops == 2:
+                    floor_cpu = cpu
+            if with_worker:
+                worker_rate, worker_cpu, worker_share = await _measure(
+                    base, records, Path(tmp), worker=True
+                )
+                line.append(
+                    f"worker {worker_rate:,.0f} events/s, {worker_cpu:,.0f} µs CPU/event "
+                    f"({worker_share:.0%} of a core); "
+                    f"two-hop floor / worker CPU {floor_cpu / worker_cpu:.2f}"
+                )
+            print(" ".join(line), flush=True)
 
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "--serve":
-        bootstrap, prefix, data_dir = sys.argv[2:5]
+        bootstrap, prefix, data_dir, hops = sys.argv[2:6]
         sys.argv = sys.argv[:1]
-        serve(bootstrap, prefix, Path(data_dir))
+        serve(bootstrap, prefix, Path(data_dir), int(hops))
     else:
         parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
         parser.add_argument("--events", type=int, default=10_000)

@@ -53,7 +53,6 @@ from handlers.partition import (
     take_source_record,
 )
 from handlers.triage import ClassifierGuesser
-from streams.batched_send import BatchedSender, Outgoing, SentBatch
 from streams.consumer_tuning import (
     FETCH_MAX_WAIT_MS,
     QUIET_AFTER_S,
@@ -76,10 +75,6 @@ BATCH = 500
 BATCH_WAIT_S = 0.005
 """How long an agent waits to fill a batch: short, so a quiet minute's single event goes on
 without waiting (the latency at low rates is the broker's)."""
-
-PRODUCER_BATCH_BYTES = 256 * 1024
-"""A partition's batch: a full agent batch of case events in a few of them, well under the
-broker's 1 MB request limit."""
 
 REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordListTooLargeError, RecordTooLargeError)
 """Refusals that sending again cannot change: logged, the worker goes on."""
@@ -129,7 +124,6 @@ def worker_app(settings: Settings, app_id: str) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 3),
         producer_acks=-1,
         producer_linger_ms=20,
-        producer_max_batch_size=PRODUCER_BATCH_BYTES,
         autodiscover=False,
     )
 
@@ -223,7 +217,6 @@ class CityWorker:
         self.delivered: dict[int, Delivered] = {}
         self.undelivered = False
         self._deciding: asyncio.Lock | None = None
-        self._sender: BatchedSender[str] | None = None
         self.last_record_at = time.monotonic()
         self.quiet = False
         """Whether the consumer fetches with the long wait of a quiet spell."""
@@ -264,51 +257,35 @@ class CityWorker:
     # --- sending -------------------------------------------------------------------------
 
     async def send(self, sends: list[Send]) -> None:
-        """Hand every record to the app's producer, a partition's batch at a time
-        (streams/batched_send.py); acknowledgements are checked as they come."""
-        # the aiokafka producer Faust sends with and flushes before a commit
-        producer = cast(Any, self.app.producer)._ensure_producer()
-        if self._sender is None or self._sender.producer is not producer:
-            self._sender = BatchedSender(producer)
-        destinations = self._destinations
-        metrics = self.metrics
-        outgoing: list[Outgoing[str]] = []
+        """Hand every record to the producer; acknowledgements are checked as they come."""
+        producer = self.app.producer
         for send in sends:
-            if send.to is Destination.CASE_EVENTS:
-                metrics.case_events.inc()
-            elif send.to is Destination.DEAD_LETTERS and send.headers:
-                metrics.dead_letters[send.headers[0][1].decode()].inc()
-            outgoing.append(
-                Outgoing(
-                    destinations[send.to],
-                    send.key,
-                    send.value,
-                    send.headers,
-                    send.partition,
-                    send.event_id if send.to is Destination.CASE_EVENTS else None,
-                )
+            topic = self._destinations[send.to]
+            delivery = cast(
+                "asyncio.Future[Any]",
+                await producer.send(
+                    topic, send.key, send.value, send.partition, None, send.headers
+                ),
             )
-        for batch in await self._sender.send(outgoing):
-            assert batch.delivery is not None  # noqa: S101 - set when handed over
-            batch.delivery.add_done_callback(partial(self._batch_delivered, batch))
+            if send.to is Destination.CASE_EVENTS:
+                self.metrics.case_events.inc()
+                delivery.add_done_callback(partial(self._case_event_delivered, send.event_id))
+            elif send.to is Destination.DEAD_LETTERS and send.headers:
+                self.metrics.dead_letters[send.headers[0][1].decode()].inc()
+            delivery.add_done_callback(partial(self._check_delivery, topic))
 
-    def _batch_delivered(self, batch: SentBatch[str], delivery: asyncio.Future[Any]) -> None:
-        """The newest case event of a delivered batch is what a snapshot may name; a batch the
-        producer gave up on forbids snapshots and starts the worker over."""
-        if delivery.cancelled():
-            return
-        if delivery.exception() is not None:
+    def _check_delivery(self, topic: str, delivery: asyncio.Future[Any]) -> None:
+        if not delivery.cancelled() and delivery.exception() is not None:
             self.undelivered = True  # no snapshot may be taken of decisions not on the topic
-            report_undelivered(batch.topic, delivery)
+        report_undelivered(topic, delivery)
+
+    def _case_event_delivered(self, event_id: str | None, delivery: asyncio.Future[Any]) -> None:
+        if delivery.cancelled() or delivery.exception() is not None:
             return
-        for index in range(len(batch.records) - 1, -1, -1):
-            event_id = batch.records[index].tag
-            if event_id is not None:
-                offset = delivery.result().offset + index
-                newest = self.delivered.setdefault(batch.partition, Delivered())
-                if offset > newest.offset:
-                    newest.offset, newest.event_id = offset, event_id
-                return
+        metadata = delivery.result()
+        newest = self.delivered.setdefault(metadata.partition, Delivered())
+        if metadata.offset > newest.offset:
+            newest.offset, newest.event_id = metadata.offset, event_id or ""
 
     # --- what every decision needs first --------------------------------------------------
 
