@@ -45,6 +45,7 @@ from cityloop.contracts import (
     Severity,
     Source,
     SupervisionNoticeIssued,
+    wire_bytes,
 )
 
 EventT = TypeVar("EventT", bound=CaseEventBase)
@@ -130,14 +131,11 @@ full collection, and each weighs its JSON rather than a tree of models."""
 
 
 def _stored(report: ReportSummary) -> StoredReport:
-    return (report.idempotency_key, report.source.value, _report_json(report))
+    return (report.idempotency_key, report.source.value, wire_bytes(report))
 
 
 def _summary(stored: StoredReport) -> ReportSummary:
     return ReportSummary.model_validate_json(stored[2])
-
-
-_report_json = ReportSummary.__pydantic_serializer__.to_json  # = model_dump_json().encode()
 
 
 class CaseState:

@@ -38,6 +38,7 @@ from cityloop.contracts import (
     Source,
     SwitchMode,
     Tick,
+    wire_bytes,
 )
 from handlers.book import Archive, CaseBook, Retention
 from handlers.case import CaseChange
@@ -147,7 +148,7 @@ def dead_letter_send(dead_letter: DeadLetter) -> Send:
     return Send(
         Destination.DEAD_LETTERS,
         (dead_letter.idempotency_key or "").encode(),
-        dead_letter.model_dump_json().encode(),
+        wire_bytes(dead_letter),
         headers=[("reason", dead_letter.reason.value.encode())],
     )
 
@@ -156,7 +157,7 @@ def outcome_send(outcome: CommandOutcome) -> Send:
     return Send(
         Destination.COMMAND_OUTCOMES,
         outcome.command_id.encode(),
-        outcome.model_dump_json().encode(),
+        wire_bytes(outcome),
     )
 
 
@@ -175,7 +176,7 @@ def take_source_record(
             return Send(
                 Destination.INCIDENTS,
                 correlation_key(topology, incident).encode(),
-                incident.model_dump_json().encode(),
+                wire_bytes(incident),
             )
         return dead_letter_send(result.dead_letter)
     except Exception as exc:  # a bug must not stop the stream: dead-letter and go on
@@ -253,7 +254,7 @@ class CasePartition:
             Send(
                 Destination.CASE_EVENTS,
                 event.case_id.encode(),
-                event.model_dump_json().encode(),
+                wire_bytes(event),
                 headers=decision_headers(index, size),
                 partition=self.number,
                 event_id=event.event_id,
@@ -307,7 +308,7 @@ class CasePartition:
                     Send(
                         Destination.CASE_CONTROL,
                         (into_key or "").encode(),
-                        decision.absorb.model_dump_json().encode(),
+                        wire_bytes(decision.absorb),
                     )
                 )
         # The outcome first: a worker that dies after it and before the events re-decides the
@@ -344,7 +345,7 @@ class CasePartition:
                     Send(
                         Destination.MODES,
                         message.area_code.encode(),
-                        message.model_dump_json().encode(),
+                        wire_bytes(message),
                     )
                 )
             sends.append(outcome_send(outcome))
