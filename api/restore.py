@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 
 from api.db import CaseEventRow, CommandRow, create_engine, migrate
 from api.projection import REBUILT_TABLES
-from cityloop.contracts import CASE_EVENT_ADAPTER, CaseEvent, CaseOpened
+from cityloop.contracts import CASE_EVENT_ADAPTER, CaseEvent, CaseOpened, wire_bytes
 from cityloop.settings import Settings
 from handlers.partition import DECISION_HEADER, partition_for
 from streams.clients import async_producer
@@ -46,7 +46,7 @@ def _record(row: Any) -> tuple[CaseEvent, bytes, list[tuple[str, bytes]], int]:
     it."""
     event = CASE_EVENT_ADAPTER.validate_python(row.body)
     headers = [(DECISION_HEADER, row.decision.encode())] if row.decision else []
-    return event, event.model_dump_json().encode(), headers, int(row.occurred_at.timestamp() * 1000)
+    return event, wire_bytes(event), headers, int(row.occurred_at.timestamp() * 1000)
 
 
 async def restore_case_events(settings: Settings) -> Restored:

@@ -40,7 +40,14 @@ from aiokafka.errors import (
 )
 
 from cityloop.clock import wall_clock
-from cityloop.contracts import CASE_EVENT_ADAPTER, CommandOutcome, Mode, SwitchMode, Tick
+from cityloop.contracts import (
+    CASE_EVENT_ADAPTER,
+    CommandOutcome,
+    Mode,
+    SwitchMode,
+    Tick,
+    wire_bytes,
+)
 from cityloop.settings import Settings
 from handlers.book import Retention
 from handlers.classifier import ClassifierModelError, TextClassifier, default_model_path
@@ -519,7 +526,7 @@ class CityWorker:
         """The wall clock, delivered to every case partition (unless replays drive time)."""
         if self.settings.clock != "wall":
             return
-        value = Tick(now=wall_clock()).model_dump_json().encode()
+        value = wire_bytes(Tick(now=wall_clock()))
         await self.send(
             [
                 Send(Destination.CASE_CONTROL, None, value, partition=partition)

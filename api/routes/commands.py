@@ -25,7 +25,7 @@ from api.params import MAX_CODE_LENGTH, PRINTABLE
 from api.reading import entities
 from api.routes.cases import CaseIdPath, case_in_scope
 from api.schemas import COMMAND_ID_EXAMPLE, COMPONENTS, CommandAccepted, CommandStatus
-from cityloop.contracts import CASE_COMMAND_ADAPTER, MergeCase
+from cityloop.contracts import CASE_COMMAND_ADAPTER, MergeCase, wire_bytes
 from handlers.access import Denied, Role, check_may_act
 from handlers.intake import describe_validation_error
 from streams.topics import topics_for
@@ -196,7 +196,7 @@ async def act_on_case(
             producer.send_and_wait(
                 topics_for(settings).case_control,
                 key=row.correlation_key.encode(),
-                value=command.model_dump_json().encode(),
+                value=wire_bytes(command),
             ),
             timeout=settings.publish_timeout_s,
         )

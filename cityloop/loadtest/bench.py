@@ -22,7 +22,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from cityloop.contracts import Origin
+from cityloop.contracts import Origin, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.model import DecisionModel, run_record
 from cityloop.loadtest.pacing import Pacing, percentile
@@ -124,7 +124,7 @@ async def ceiling(settings: Settings, topology: Topology, records: list[StreamRe
                         await producer.send(
                             names.case_events,
                             key=event.case_id.encode(),
-                            value=event.model_dump_json().encode(),
+                            value=wire_bytes(event),
                         )
                     seen += 1
         await producer.flush()

@@ -51,6 +51,7 @@ from cityloop.contracts import (
     ResolveCase,
     Tick,
     VerifyCase,
+    wire_bytes,
 )
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.model import DecisionModel, correlated
@@ -376,7 +377,7 @@ async def write_history(settings: Settings, topology: Topology, events: int, see
                 await producer.send(
                     topic,
                     key=event.case_id.encode(),
-                    value=event.model_dump_json().encode(),
+                    value=wire_bytes(event),
                     partition=number,
                     headers=decision_headers(index, size),
                 )
@@ -431,7 +432,7 @@ async def _publish_ticks(settings: Settings, now: datetime) -> None:
     producer = async_producer(settings)
     await producer.start()
     try:
-        value = Tick(now=now).model_dump_json().encode()
+        value = wire_bytes(Tick(now=now))
         for number in range(settings.topic_partitions):
             await producer.send(topics_for(settings).case_control, value=value, partition=number)
         await producer.flush()
@@ -460,7 +461,7 @@ async def _publish_probes(
             await producer.send(
                 topics_for(settings).incidents,
                 key=key.encode(),
-                value=incident.model_dump_json().encode(),
+                value=wire_bytes(incident),
                 partition=number,
             )
         await producer.flush()
