@@ -163,14 +163,13 @@ async def main(events: int, runs: int, seed: int, with_worker: bool) -> None:
         records = _stream(load_topology(base.topology_file), events, seed)
         for run in range(1, runs + 1):
             line = [f"run {run}:"]
+            cpu_of: dict[int, float] = {}
             for hops in (2, 1):
-                rate, cpu, share = await _measure(base, records, Path(tmp), hops=hops)
+                rate, cpu_of[hops], share = await _measure(base, records, Path(tmp), hops=hops)
                 line.append(
-                    f"Faust floor, {hops} hop(s): {rate:,.0f} events/s, {cpu:,.0f} µs CPU/event "
-                    f"({share:.0%} of a core);"
+                    f"Faust floor, {hops} hop(s): {rate:,.0f} events/s, "
+                    f"{cpu_of[hops]:,.0f} µs CPU/event ({share:.0%} of a core);"
                 )
-                if hops == 2:
-                    floor_cpu = cpu
             if with_worker:
                 worker_rate, worker_cpu, worker_share = await _measure(
                     base, records, Path(tmp), worker=True
@@ -178,7 +177,7 @@ async def main(events: int, runs: int, seed: int, with_worker: bool) -> None:
                 line.append(
                     f"worker {worker_rate:,.0f} events/s, {worker_cpu:,.0f} µs CPU/event "
                     f"({worker_share:.0%} of a core); "
-                    f"two-hop floor / worker CPU {floor_cpu / worker_cpu:.2f}"
+                    f"two-hop floor / worker CPU {cpu_of[2] / worker_cpu:.2f}"
                 )
             print(" ".join(line), flush=True)
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source
+from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.settings import Settings
 from handlers.book import CaseBook
@@ -164,7 +164,7 @@ def storm(topology: Topology, reports: int) -> tuple[float, float, str]:
             received_at=moment,
             origin=Origin(topic="cityloop.events.hotline", partition=0, offset=number),
         )
-        wires.append((correlation_key(topology, incident), incident.model_dump_json().encode()))
+        wires.append((correlation_key(topology, incident), wire_bytes(incident)))
     book = CaseBook()
     digest = hashlib.sha256()
     tenth = max(reports // 10, 1)
@@ -177,7 +177,7 @@ def storm(topology: Topology, reports: int) -> tuple[float, float, str]:
         incident = Incident.model_validate_json(wire)
         decision = book.correlate(incident, key, topology, {}, incident.received_at)
         for case_event in decision.events:
-            digest.update(case_event.model_dump_json().encode())
+            digest.update(wire_bytes(case_event))
     spent.append(time.process_time() - started)
     if len(book.cases) != 1:
         raise AssertionError(f"the storm made {len(book.cases)} cases, not one")
