@@ -26,7 +26,7 @@ from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.loadtest.bench import _preload, _stream, ceiling, workers
 from cityloop.settings import Settings
 from streams.clients import async_consumer
-from streams.decisions import whole_decisions
+from streams.decisions import DecisionAssembler
 from streams.topics import Topics, ensure_topics
 from topology import load_topology
 
@@ -57,6 +57,7 @@ async def _accounted(
     )
     await consumer.start()
     keys: set[str] = set()
+    decisions = DecisionAssembler()  # one for the run: a decision may span two fetches
     first: float | None = None
     last = time.perf_counter()
     deadline = last + timeout_s
@@ -70,7 +71,7 @@ async def _accounted(
                 if first is None and batch:
                     first = last
                     on_first()
-                for record in whole_decisions(r for r in batch if r.topic != names.incidents):
+                for record in decisions.take_all(r for r in batch if r.topic != names.incidents):
                     body = json.loads(record.value)
                     if record.topic == names.dead_letters:
                         keys.add(f"dl:{body.get('origin')}")
@@ -99,7 +100,10 @@ async def main(events: int, profile: Path | None, seed: int, worker_code: Path |
         await asyncio.to_thread(ensure_topics, settings)
         await _preload(settings, records, Topics(settings.topic_prefix))
         if worker_code is not None:  # the worker only: this process keeps its own imports
+            # `python -m` puts the working directory first on the worker's path, before
+            # PYTHONPATH: from the checkout's own directory the checkout's code would run
             os.environ["PYTHONPATH"] = str(worker_code)
+            os.chdir(worker_code)
         with workers(settings, 1, Path(tmp)) as processes:
             spies: list[subprocess.Popen[bytes]] = []
 
