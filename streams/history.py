@@ -18,6 +18,18 @@ STALL_S = 60.0
 """How long a read may go without a record before it gives up (a broker that stopped answering)."""
 
 
+HISTORY_FETCH_WAIT_MS = 20
+"""How long the broker may hold a fetch that finds nothing new. A history read stops at the end
+of what is there, so a long wait buys nothing, and the embedded broker holds a fetch at the end
+of a partition for the whole wait. With the client's 500 ms and a 500 ms poll, an empty partition
+took a second to read, and a worker reads seven at its first start (topology, classifier, modes,
+four case partitions) and one per partition it is given at a rebalance."""
+
+POLL_MS = 50
+"""A poll returns as soon as records come; with none (an empty partition, the end of one) it
+waits this long before the read looks at the positions again."""
+
+
 class StalledRead(TimeoutError):
     """A history read that made no progress for `STALL_S` seconds."""
 
@@ -47,6 +59,7 @@ def read_records(
         bootstrap_servers=bootstrap_servers,
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
+        fetch_max_wait_ms=HISTORY_FETCH_WAIT_MS,
     )
     try:
         known = sorted(consumer.partitions_for_topic(topic) or [])
@@ -63,7 +76,7 @@ def read_records(
         progress_at = time.monotonic()
         positions = {tp: -1 for tp in wanted}
         while len(done) < len(wanted):
-            polled = consumer.poll(timeout_ms=500, max_records=batch)
+            polled = consumer.poll(timeout_ms=POLL_MS, max_records=batch)
             for records in polled.values():
                 if records:
                     progress_at = time.monotonic()
