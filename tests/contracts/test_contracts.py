@@ -113,7 +113,9 @@ def test_hotline_needs_a_place() -> None:
     with pytest.raises(ValidationError, match="an area_code, a location or an address"):
         HotlineWorkOrder.model_validate(unplaced)
     # an address alone will do: the worker reads the place from its words
-    assert HotlineWorkOrder.model_validate({**unplaced, "address": "锦江区红星路"}).area_code is None
+    assert (
+        HotlineWorkOrder.model_validate({**unplaced, "address": "锦江区红星路"}).area_code is None
+    )
 
 
 def test_a_long_complaint_is_taken_whole() -> None:

@@ -18,8 +18,8 @@ class KeywordGuesser:
         words = f"{title} {text}".lower()
         for code, category in self.topology.categories.items():
             if any(keyword.lower() in words for keyword in category.keywords):
-                return Guess((CategoryCandidate(code=code, score=0.9),), 0.9, True, 0.5, self.version)
+                return Guess(
+                    (CategoryCandidate(code=code, score=0.9),), 0.9, True, 0.5, self.version
+                )
         fallback = next(iter(self.topology.categories))
-        return Guess(
-            (CategoryCandidate(code=fallback, score=0.2),), 0.2, False, 0.5, self.version
-        )
+        return Guess((CategoryCandidate(code=fallback, score=0.2),), 0.2, False, 0.5, self.version)
