@@ -78,7 +78,7 @@ def test_without_the_secret_it_signs_with_the_session_secret_up_keeps(tmp_path: 
     assert len(missing.stderr.strip().splitlines()) == 1
 
     out = StringIO()
-    settings = Settings(data_dir=tmp_path, jwt_secret="")  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path, jwt_secret="")
     supervisor = Supervisor(settings, Console(file=out, width=400))
     supervisor._keep_secret()  # what `up` does before it starts the API
     path = tmp_path / SECRET_FILE
@@ -93,7 +93,7 @@ def test_without_the_secret_it_signs_with_the_session_secret_up_keeps(tmp_path: 
 
 
 def test_a_session_secret_replaces_the_last_and_stays_private(tmp_path: Path) -> None:
-    settings = Settings(data_dir=tmp_path / "var", jwt_secret="")  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path / "var", jwt_secret="")
     path = write_session_secret(settings, "first")
     path.chmod(0o644)  # loosened by hand: the next session's is private again
     write_session_secret(settings, "second")
@@ -104,7 +104,7 @@ def test_a_session_secret_replaces_the_last_and_stays_private(tmp_path: Path) ->
 
 def test_up_with_the_secret_set_writes_no_file(tmp_path: Path) -> None:
     out = StringIO()
-    settings = Settings(data_dir=tmp_path, jwt_secret="configured" * 4)  # type: ignore[arg-type]
+    settings = Settings(data_dir=tmp_path, jwt_secret="configured" * 4)
     supervisor = Supervisor(settings, Console(file=out, width=400))
     supervisor._keep_secret()
     assert not (tmp_path / SECRET_FILE).exists()

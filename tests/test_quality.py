@@ -1,4 +1,5 @@
-"""The house tooling as part of the suite: ruff and mypy (strict) stay clean."""
+"""The house tooling as part of the suite: ruff and mypy (strict) stay clean, the benches and
+the tests included."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["cityloop", "streams", "handlers", "topology", "api"]
+PACKAGES = ["cityloop", "streams", "handlers", "topology", "api", "bench", "tests"]
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

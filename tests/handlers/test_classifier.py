@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from cityloop.classifier_train import (
-    Example,
     TrainingOptions,
     TrainingResult,
     choose_threshold,
@@ -24,6 +23,7 @@ from cityloop.classifier_train import (
     fit_temperature,
     train,
 )
+from cityloop.corpus import Example
 from handlers.classifier import (
     MAX_TEXT_CHARS,
     ClassifierModelError,

@@ -39,7 +39,7 @@ def tiny() -> Topology:
     return load_topology(tiny_topology_path())
 
 
-def incident(tiny: Topology, source: Source = Source.HOTLINE, **data: Any) -> Incident:
+def incident(tiny: Topology, *, source: Source = Source.HOTLINE, **data: Any) -> Incident:
     document = envelope(source, **data)
     document["id"] = str(data.get("order_id", data.get("report_id", "E-1")))
     result = take_in(raw(document), tiny, NOW, expected=source, guesser=KeywordGuesser(tiny))
@@ -68,7 +68,7 @@ def command(kind: type[Any], state: CaseState, actor: str, at: datetime = NOW, *
     )
 
 
-WAGES = {"title": "讨薪", "text": "公司拖了我三个月工资不发", "category_code": None}
+WAGES: dict[str, Any] = {"title": "讨薪", "text": "公司拖了我三个月工资不发", "category_code": None}
 
 
 @pytest.mark.parametrize(
@@ -143,7 +143,12 @@ def test_an_area_code_the_address_contradicts_is_noted(tiny: Topology) -> None:
 def test_two_unrelated_desk_orders_in_one_community_stay_apart(tiny: Topology) -> None:
     book = CaseBook()
     first = opened(book, tiny, incident(tiny, **WAGES, order_id="WO-1"))
-    school = {"title": "入学", "text": "孩子没有学位", "category_code": None, "order_id": "WO-2"}
+    school: dict[str, Any] = {
+        "title": "入学",
+        "text": "孩子没有学位",
+        "category_code": None,
+        "order_id": "WO-2",
+    }
     second = opened(book, tiny, incident(tiny, **school))
     assert first.case_id != second.case_id
     assert first.category_code == second.category_code == UNCLASSIFIED
@@ -282,7 +287,7 @@ def test_an_urgent_order_gets_the_short_desk_deadline(tiny: Topology) -> None:
 
 def test_a_report_of_another_kind_brings_its_department(tiny: Topology) -> None:
     book = CaseBook()
-    point = {"area_code": None, "location": {"lat": 30.6555, "lon": 104.0801}}
+    point: dict[str, Any] = {"area_code": None, "location": {"lat": 30.6555, "lon": 104.0801}}
     fire = opened(book, tiny, incident(tiny, **point, category_code="fire", order_id="F-1"))
     assert fire.assignment is not None
     elevator = incident(tiny, **point, category_code="elevator_entrapment", order_id="F-2")
@@ -290,8 +295,8 @@ def test_a_report_of_another_kind_brings_its_department(tiny: Topology) -> None:
     assert decision.case_id == fire.case_id
     added = [event for event in decision.events if event.type == "AssistanceAdded"]
     assert len(added) == 1
-    assert added[0].reason == "linked_handling:elevator_entrapment"  # type: ignore[union-attr]
-    assert added[0].department.endswith("market_regulation")  # type: ignore[union-attr]
+    assert added[0].reason == "linked_handling:elevator_entrapment"
+    assert added[0].department.endswith("market_regulation")
 
 
 def test_a_case_placed_by_its_area_takes_in_no_report_far_from_the_first_point(

@@ -17,7 +17,9 @@ from streams.topics import ensure_topics, topics_for
 pytestmark = pytest.mark.broker
 
 
-def records_of(settings: Settings, topic: str) -> list[tuple[bytes | None, bytes | None, list]]:
+def records_of(
+    settings: Settings, topic: str
+) -> list[tuple[bytes | None, bytes | None, list[tuple[str, bytes]]]]:
     return [
         (record.key, record.value, list(record.headers or ()))
         for record in read_records(settings.bootstrap_servers, topic)
