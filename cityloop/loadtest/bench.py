@@ -7,9 +7,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -204,11 +206,20 @@ def _create_topic(settings: Settings, topic: str) -> None:
         admin.close()
 
 
+def _exit(signum: int, frame: object) -> None:
+    sys.exit(128 + signum)
+
+
 @contextmanager
 def workers(
     settings: Settings, count: int, data_dir: Path
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes in one consumer group, as `cityloop worker` runs them."""
+    """`count` worker processes in one consumer group, as `cityloop worker` runs them.
+
+    They are stopped when the block ends, also when the bench is stopped with SIGTERM (as
+    `timeout` does): Python's default for SIGTERM ends the process without running this
+    block's cleanup, and a worker left behind spins against its vanished broker, taking CPU
+    from every measurement after it."""
     processes = []
     for number in range(count):
         own_dir = data_dir / f"{settings.topic_prefix}-{number}"
@@ -230,6 +241,9 @@ def workers(
                 stderr=subprocess.STDOUT,
             )
         )
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _exit)
     try:
         yield processes
     finally:
@@ -241,6 +255,8 @@ def workers(
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 async def _warm_up(settings: Settings, topology: Topology, seed: int) -> None:
