@@ -99,12 +99,7 @@ async def main(events: int, profile: Path | None, seed: int, worker_code: Path |
         settings = base.model_copy(update={"topic_prefix": f"bw-{run}-worker"})
         await asyncio.to_thread(ensure_topics, settings)
         await _preload(settings, records, Topics(settings.topic_prefix))
-        if worker_code is not None:  # the worker only: this process keeps its own imports
-            # `python -m` puts the working directory first on the worker's path, before
-            # PYTHONPATH: from the checkout's own directory the checkout's code would run
-            os.environ["PYTHONPATH"] = str(worker_code)
-            os.chdir(worker_code)
-        with workers(settings, 1, Path(tmp)) as processes:
+        with workers(settings, 1, Path(tmp), worker_code) as processes:
             spies: list[subprocess.Popen[bytes]] = []
 
             cpu_at_first: list[float] = []

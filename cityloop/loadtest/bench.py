@@ -212,9 +212,11 @@ def _exit(signum: int, frame: object) -> None:
 
 @contextmanager
 def workers(
-    settings: Settings, count: int, data_dir: Path
+    settings: Settings, count: int, data_dir: Path, code: Path | None = None
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """`count` worker processes in one consumer group, as `cityloop worker` runs them.
+    """`count` worker processes in one consumer group, as `cityloop worker` runs them; with
+    `code`, from that source tree (they start in it: `python -m` puts the working directory
+    first on the path, before PYTHONPATH).
 
     They are stopped when the block ends, also when the bench is stopped with SIGTERM (as
     `timeout` does): Python's default for SIGTERM ends the process without running this
@@ -233,10 +235,13 @@ def workers(
         }
         if settings.topology_file is not None:
             env["CITYLOOP_TOPOLOGY_FILE"] = str(settings.topology_file)
+        if code is not None:
+            env["PYTHONPATH"] = str(code)
         processes.append(
             subprocess.Popen(
                 [sys.executable, "-m", "cityloop", "worker"],
                 env=env,
+                cwd=code,
                 stdout=open(own_dir / "worker.log", "ab"),  # noqa: SIM115
                 stderr=subprocess.STDOUT,
             )
