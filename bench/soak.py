@@ -48,6 +48,7 @@ from typing import Any
 from rich.console import Console
 
 from cityloop.broker import free_port
+from cityloop.loadtest.audited import audit_in_child
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.pacing import Pacing, percentile
 from cityloop.loadtest.replay import idempotency_key, replay, target_topic
@@ -449,30 +450,6 @@ def stop_child(child: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
         child.wait()
 
 
-def run_audit(settings_env: dict[str, str], wait_s: float, logs: Path) -> dict[str, Any]:
-    """`cityloop audit` as a child process: its verdict, how long it took, its peak memory."""
-    began = time.monotonic()
-    out_path, err_path = logs / "audit.json", logs / "audit.log"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "cityloop", "audit", "--wait-s", f"{wait_s:g}"],
-            env=settings_env,
-            stdout=out,
-            stderr=err,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-    result: dict[str, Any] = {
-        "seconds": round(time.monotonic() - began, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "exit_code": os.waitstatus_to_exitcode(status),
-    }
-    try:
-        result["report"] = json.loads(out_path.read_text())
-    except ValueError:
-        result["error"] = err_path.read_text(errors="replace")[-3000:]
-    return result
-
-
 # --- the report --------------------------------------------------------------------------------
 
 
@@ -672,7 +649,7 @@ def main() -> int:
             # waits for its read model to catch up)
             stop_child(supervisor.children["worker"])
         console.print("audit: `cityloop audit`")
-        audit = run_audit(dict(os.environ), args.audit_wait_s, args.workdir)
+        audit = audit_in_child(os.environ, args.audit_wait_s, args.workdir)
     finally:
         if supervisor is not None:
             supervisor.stop_all()

@@ -1,51 +1,96 @@
-"""`cityloop audit`: gather what entered, what became of it, and the read model; check them."""
+"""`cityloop audit`: read what entered, what became of it and the read model, and check them.
+
+The read is bounded in memory whatever the history's length. The case events are read one
+partition at a time, and a partition holding more than the settings'
+`audit_case_events_per_share` is read again for each share of its cases (a record of another
+share is skipped by its key, undecoded). Each share's cases are folded, compared with the read
+model `COMPARE_BATCH` at a time, and let go before the next share is read.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import math
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from api.db import create_engine
 from api.projection import case_documents
 from cityloop.contracts import CASE_EVENT_ADAPTER, DeadLetter, Origin
 from cityloop.settings import Settings
-from handlers.audit import AuditReport, audit
+from handlers.audit import AuditReport, CaseFolds, OriginLedger, bucket_of, compare
+from handlers.case import CaseState
 from streams.decisions import DecisionAssembler
-from streams.history import read_records
+from streams.history import approximate_sizes, read_records
 from streams.topics import topics_for
 
+COMPARE_BATCH = 500
 
-def _gather(settings: Settings) -> tuple[list[Origin], list[Any], list[DeadLetter], int]:
-    names = topics_for(settings)
-    entered = [
-        Origin(topic=record.topic, partition=record.partition, offset=record.offset)
-        for topic in names.sources
-        for record in read_records(settings.bootstrap_servers, topic)
-    ]
+
+def _mark_dead_letters(settings: Settings, ledger: OriginLedger, report: AuditReport) -> None:
+    for record in read_records(settings.bootstrap_servers, topics_for(settings).dead_letters):
+        if record.value is not None:
+            ledger.mark_dead_letter(DeadLetter.model_validate_json(record.value), report)
+
+
+def _fold_share(
+    settings: Settings,
+    partition: int,
+    share: int,
+    shares: int,
+    ledger: OriginLedger,
+    report: AuditReport,
+) -> list[tuple[str, CaseState]]:
+    """The cases of one share of one case-event partition, folded from their whole decisions."""
+    records = read_records(
+        settings.bootstrap_servers, topics_for(settings).case_events, partitions=[partition]
+    )
     decisions = DecisionAssembler()
-    events = [
-        CASE_EVENT_ADAPTER.validate_json(record.value)
-        for record in decisions.take_all(
-            read_records(settings.bootstrap_servers, names.case_events)
-        )
-        if record.value is not None
-    ]
-    letters = [
-        DeadLetter.model_validate_json(record.value)
-        for record in read_records(settings.bootstrap_servers, names.dead_letters)
-        if record.value is not None
-    ]
-    return entered, events, letters, decisions.waiting_events
+    folds = CaseFolds(ledger)
+    for record in decisions.take_all(
+        r for r in records if bucket_of(r.key or b"", shares) == share
+    ):
+        if record.value is not None:
+            folds.take(CASE_EVENT_ADAPTER.validate_json(record.value))
+    report.unfinished_decision_events += decisions.waiting_events
+    return list(folds.finish(report))
+
+
+def _settle_entered(settings: Settings, ledger: OriginLedger, report: AuditReport) -> None:
+    for topic in topics_for(settings).sources:
+        for record in read_records(settings.bootstrap_servers, topic):
+            ledger.settle(
+                Origin(topic=record.topic, partition=record.partition, offset=record.offset),
+                report,
+            )
+
+
+async def _compare_with_read_model(
+    connection: AsyncConnection, folded: list[tuple[str, CaseState]], report: AuditReport
+) -> None:
+    for start in range(0, len(folded), COMPARE_BATCH):
+        chunk = folded[start : start + COMPARE_BATCH]
+        stored = await case_documents(connection, [case_id for case_id, _ in chunk])
+        compare(chunk, stored, report)
 
 
 async def run_audit(settings: Settings) -> AuditReport:
-    entered, events, letters, unfinished = await asyncio.get_running_loop().run_in_executor(
-        None, _gather, settings
-    )
+    report = AuditReport()
+    ledger = OriginLedger()
+    case_events = topics_for(settings).case_events
+    await asyncio.to_thread(_mark_dead_letters, settings, ledger, report)
+    sizes = await asyncio.to_thread(approximate_sizes, settings.bootstrap_servers, case_events)
     engine = create_engine(settings.database_url)
     try:
         async with engine.connect() as connection:
-            stored = await case_documents(connection)
+            for partition, size in sorted(sizes.items()):
+                shares = max(1, math.ceil(size / settings.audit_case_events_per_share))
+                for share in range(shares):
+                    folded = await asyncio.to_thread(
+                        _fold_share, settings, partition, share, shares, ledger, report
+                    )
+                    await _compare_with_read_model(connection, folded, report)
     finally:
         await engine.dispose()
-    return audit(entered, events, letters, stored, unfinished)
+    await asyncio.to_thread(_settle_entered, settings, ledger, report)
+    return report

@@ -51,6 +51,13 @@ class Settings(BaseSettings):
         "least half of this, at most all of it",
     )
 
+    audit_case_events_per_share: int = Field(
+        default=200_000,
+        gt=0,
+        description="`cityloop audit` folds at most about this many case events at once (some "
+        "hundreds of MB); a partition holding more is read once per share of its cases",
+    )
+
     database_url: str = Field(
         default="",
         description="SQLAlchemy async URL of the case read model; unset: cityloop.db in data_dir",

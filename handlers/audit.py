@@ -1,16 +1,29 @@
 """The accounting invariant: every record that entered is, exactly once, a report on a case, an
 exact duplicate recorded as such, or a dead letter with a reason; and every stored case equals
-the fold of its events."""
+the fold of its events.
+
+The audit reads the whole history, so nothing in it may grow with that history except time:
+
+- where each source record went is one byte per source offset (`OriginLedger`), not an object;
+- cases are folded a share at a time (`CaseFolds` over the case ids of one `bucket_of`), and
+  each share is compared with the read model and let go before the next is read;
+- only the first `EXAMPLES` findings of each kind are kept, beside their counts.
+"""
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+import zlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from enum import IntEnum
 from typing import Any
 
 from cityloop.contracts import CaseEvent, DeadLetter, DuplicateReceived, Origin
 from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
+
+EXAMPLES = 20
+"""Findings of each kind kept by name; the rest are counted."""
 
 
 @dataclass
@@ -21,11 +34,15 @@ class AuditReport:
     as_dead_letter: int = 0
     unaccounted: list[Origin] = field(default_factory=list)
     """Entered, but in no case and no dead letter (yet: the worker may still be behind)."""
+    unaccounted_count: int = 0
     accounted_twice: list[tuple[Origin, list[str]]] = field(default_factory=list)
+    accounted_twice_count: int = 0
     cases: int = 0
     cases_differing: list[str] = field(default_factory=list)
     """Cases whose stored state is not the fold of their events."""
+    cases_differing_count: int = 0
     broken_histories: list[str] = field(default_factory=list)
+    broken_histories_count: int = 0
     unfinished_decision_events: int = 0
     """Case events of decisions whose last event is not on the topic: a worker died while
     writing them and has not (yet) written them again. Readers leave them out."""
@@ -33,10 +50,33 @@ class AuditReport:
 
     @property
     def holds(self) -> bool:
-        problems = (self.unaccounted, self.accounted_twice, self.cases_differing)
-        return (
-            not any(problems) and not self.broken_histories and not self.unfinished_decision_events
+        return not (
+            self.unaccounted_count
+            or self.accounted_twice_count
+            or self.cases_differing_count
+            or self.broken_histories_count
+            or self.unfinished_decision_events
         )
+
+    def found_unaccounted(self, origin: Origin) -> None:
+        self.unaccounted_count += 1
+        if len(self.unaccounted) < EXAMPLES:
+            self.unaccounted.append(origin)
+
+    def found_twice(self, origin: Origin, where: list[str]) -> None:
+        self.accounted_twice_count += 1
+        if len(self.accounted_twice) < EXAMPLES:
+            self.accounted_twice.append((origin, where))
+
+    def found_differing(self, case_id: str) -> None:
+        self.cases_differing_count += 1
+        if len(self.cases_differing) < EXAMPLES:
+            self.cases_differing.append(case_id)
+
+    def found_broken(self, case_id: str) -> None:
+        self.broken_histories_count += 1
+        if len(self.broken_histories) < EXAMPLES:
+            self.broken_histories.append(case_id)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,15 +85,166 @@ class AuditReport:
             "as_report": self.as_report,
             "as_duplicate": self.as_duplicate,
             "as_dead_letter": self.as_dead_letter,
-            "unaccounted": [o.model_dump() for o in self.unaccounted[:20]],
-            "unaccounted_count": len(self.unaccounted),
-            "accounted_twice": [(o.model_dump(), w) for o, w in self.accounted_twice[:20]],
+            "unaccounted": [o.model_dump() for o in self.unaccounted],
+            "unaccounted_count": self.unaccounted_count,
+            "accounted_twice": [(o.model_dump(), w) for o, w in self.accounted_twice],
+            "accounted_twice_count": self.accounted_twice_count,
             "cases": self.cases,
-            "cases_differing": self.cases_differing[:20],
-            "broken_histories": self.broken_histories[:20],
+            "cases_differing": self.cases_differing,
+            "cases_differing_count": self.cases_differing_count,
+            "broken_histories": self.broken_histories,
+            "broken_histories_count": self.broken_histories_count,
             "unfinished_decision_events": self.unfinished_decision_events,
             "dead_letters_by_reason": dict(self.dead_letters_by_reason),
         }
+
+
+class Fate(IntEnum):
+    """What became of a source record, as the ledger keeps it: one byte."""
+
+    NONE = 0
+    REPORT = 1
+    DUPLICATE = 2
+    DEAD_LETTER = 3
+    MORE_THAN_ONE = 4
+
+
+_FATE_NAMES = {Fate.REPORT: "report", Fate.DUPLICATE: "duplicate", Fate.DEAD_LETTER: "dead letter"}
+
+
+class OriginLedger:
+    """Where each source record went, one byte per offset of each source partition.
+
+    Marks come first (from the case events and the dead letters), then every record that entered
+    is settled against them. A record marked more than once keeps the descriptions of its second
+    and later marks; its first is known only by its fate, which is enough to find it."""
+
+    def __init__(self) -> None:
+        self._fates: dict[tuple[str, int], bytearray] = {}
+        self._more: dict[tuple[str, int, int], list[str]] = {}
+
+    def mark(self, origin: Origin, fate: Fate, where: str) -> None:
+        if origin.offset < 0:
+            return
+        fates = self._fates.setdefault((origin.topic, origin.partition), bytearray())
+        if origin.offset >= len(fates):
+            fates.extend(bytes(origin.offset + 1 - len(fates)))
+        known = Fate(fates[origin.offset])
+        if known is Fate.NONE:
+            fates[origin.offset] = fate
+            return
+        key = (origin.topic, origin.partition, origin.offset)
+        if known is not Fate.MORE_THAN_ONE:
+            self._more[key] = [_FATE_NAMES[known]]
+            fates[origin.offset] = Fate.MORE_THAN_ONE
+        self._more[key].append(where)
+
+    def settle(self, origin: Origin, report: AuditReport) -> None:
+        """Count one record that entered by what became of it."""
+        report.entered += 1
+        fates = self._fates.get((origin.topic, origin.partition), b"")
+        fate = Fate(fates[origin.offset]) if 0 <= origin.offset < len(fates) else Fate.NONE
+        if fate is Fate.NONE:
+            report.found_unaccounted(origin)
+        elif fate is Fate.MORE_THAN_ONE:
+            report.found_twice(origin, self._more[(origin.topic, origin.partition, origin.offset)])
+        elif fate is Fate.REPORT:
+            report.as_report += 1
+        elif fate is Fate.DUPLICATE:
+            report.as_duplicate += 1
+        else:
+            report.as_dead_letter += 1
+
+    def mark_dead_letter(self, letter: DeadLetter, report: AuditReport) -> None:
+        report.dead_letters_by_reason[letter.reason.value] += 1
+        if letter.origin is not None:
+            self.mark(letter.origin, Fate.DEAD_LETTER, f"dead letter ({letter.reason.value})")
+
+
+def bucket_of(case_key: bytes, buckets: int) -> int:
+    """The share of the cases a case is folded in, from its case-event record key (its id)."""
+    return zlib.crc32(case_key) % buckets if buckets > 1 else 0
+
+
+@dataclass
+class _Case:
+    state: CaseState | None = None
+    version: int = 0
+    """The last version folded."""
+    waiting: dict[int, CaseEvent] = field(default_factory=dict)
+    """Versions that came before the ones they follow."""
+    broken: bool = False
+    seen: set[int] = field(default_factory=set)
+    """The versions of a broken history, which is no longer folded."""
+
+
+class CaseFolds:
+    """The cases of one share, folded as their events come in topic order. Each version of a
+    case counts once (a redelivered event is the same event); an event of a version that comes
+    early waits for the ones before it. Every first event of a version marks its report's origin
+    in the ledger."""
+
+    def __init__(self, ledger: OriginLedger) -> None:
+        self.ledger = ledger
+        self._cases: dict[str, _Case] = {}
+
+    def take(self, event: CaseEvent) -> None:
+        case = self._cases.get(event.case_id)
+        if case is None:
+            case = self._cases[event.case_id] = _Case()
+        if case.broken:
+            if event.version not in case.seen:
+                case.seen.add(event.version)
+                self._mark(event)
+            return
+        if event.version <= case.version or event.version in case.waiting:
+            return
+        self._mark(event)
+        if event.version > case.version + 1:
+            case.waiting[event.version] = event
+            return
+        self._fold(case, event)
+        while case.version + 1 in case.waiting and not case.broken:
+            self._fold(case, case.waiting.pop(case.version + 1))
+
+    def _fold(self, case: _Case, event: CaseEvent) -> None:
+        try:
+            case.state = apply(case.state, event)
+            case.version = event.version
+        except OutOfOrderEvent:
+            case.broken = True
+            case.seen = {event.version, *case.waiting, *range(1, case.version + 1)}
+            case.waiting.clear()
+
+    def _mark(self, event: CaseEvent) -> None:
+        summary = report_of(event)
+        if summary is not None and summary.origin is not None:
+            self.ledger.mark(summary.origin, Fate.REPORT, f"report on {event.case_id}")
+        elif isinstance(event, DuplicateReceived) and event.origin is not None:
+            self.ledger.mark(event.origin, Fate.DUPLICATE, f"duplicate on {event.case_id}")
+
+    def finish(self, report: AuditReport) -> Iterator[tuple[str, CaseState]]:
+        """The share's cases whose histories are whole, with their states; the others are
+        reported broken. The share is empty afterwards."""
+        cases, self._cases = self._cases, {}
+        for case_id, case in cases.items():
+            report.cases += 1
+            if case.broken or case.waiting or case.state is None:
+                report.found_broken(case_id)
+            else:
+                yield case_id, case.state
+
+
+def compare(
+    folded: Iterable[tuple[str, CaseState]],
+    stored: Mapping[str, Mapping[str, Any]],
+    report: AuditReport,
+) -> None:
+    """Each folded case against its stored document (by case id); a missing one differs."""
+    for case_id, state in folded:
+        document = stored.get(case_id)
+        if document is None or state.model_dump(mode="json") != document:
+            report.found_differing(case_id)
 
 
 def audit(
@@ -63,50 +254,17 @@ def audit(
     stored_states: Mapping[str, Mapping[str, Any]],
     unfinished_decision_events: int = 0,
 ) -> AuditReport:
-    """`entered`: where every source record sits; `case_events`: those of whole decisions;
-    `stored_states`: the read model's case states as JSON documents, by case id."""
+    """The audit of a history held whole: `entered`, where every source record sits;
+    `case_events`, those of whole decisions; `stored_states`, the read model's case states as
+    JSON documents, by case id. `cityloop audit` runs the same steps a share at a time."""
     report = AuditReport(unfinished_decision_events=unfinished_decision_events)
-    where: dict[Origin, list[str]] = defaultdict(list)
-    histories: dict[str, dict[int, CaseEvent]] = defaultdict(dict)
+    ledger = OriginLedger()
+    folds = CaseFolds(ledger)
     for event in case_events:
-        histories[event.case_id].setdefault(event.version, event)  # redeliveries are one event
-    for case_id, versions in histories.items():
-        for version in sorted(versions):
-            event = versions[version]
-            summary = report_of(event)
-            if summary is not None and summary.origin is not None:
-                where[summary.origin].append(f"report on {case_id}")
-            elif isinstance(event, DuplicateReceived) and event.origin is not None:
-                where[event.origin].append(f"duplicate on {case_id}")
+        folds.take(event)
+    compare(folds.finish(report), stored_states, report)
     for letter in dead_letters:
-        report.dead_letters_by_reason[letter.reason.value] += 1
-        if letter.origin is not None:
-            where[letter.origin].append(f"dead letter ({letter.reason.value})")
+        ledger.mark_dead_letter(letter, report)
     for origin in entered:
-        report.entered += 1
-        found = where.get(origin, [])
-        if not found:
-            report.unaccounted.append(origin)
-        elif len(found) > 1:
-            report.accounted_twice.append((origin, found))
-        elif found[0].startswith("report"):
-            report.as_report += 1
-        elif found[0].startswith("duplicate"):
-            report.as_duplicate += 1
-        else:
-            report.as_dead_letter += 1
-    report.cases = len(histories)
-    for case_id, versions in histories.items():
-        state: CaseState | None = None
-        try:
-            for version in sorted(versions):
-                state = apply(state, versions[version])
-        except OutOfOrderEvent:
-            report.broken_histories.append(case_id)
-            continue
-        stored = stored_states.get(case_id)
-        if state is not None and stored is not None and state.model_dump(mode="json") != stored:
-            report.cases_differing.append(case_id)
-        elif stored is None:
-            report.cases_differing.append(case_id)
+        ledger.settle(origin, report)
     return report

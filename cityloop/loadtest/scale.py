@@ -12,8 +12,10 @@ Then, for each size: a worker starts with no snapshot (`cold_ready_s`: it folds 
 whole history, retiring what is finished into its archive) and is stopped once it has written a
 snapshot of every partition; a second worker starts (`ready_s`, `worker_rss_mb`: the snapshot and
 the tail after it). Ready means every case partition loaded: a Tick on each partition of the
-case-control topic makes the worker load it (it logs "case partition N: ... in X s"). Last,
-`projection rebuild` folds the whole topic into a fresh SQLite read model.
+case-control topic makes the worker load it (it logs "case partition N: ... in X s"). Then
+`projection rebuild` folds the whole topic into a fresh SQLite read model, and `cityloop audit`
+checks that model against the topics (`audit_s`, `audit_peak_rss_mb`: the audit's memory must
+not grow with history either).
 """
 
 from __future__ import annotations
@@ -53,6 +55,7 @@ from cityloop.contracts import (
     VerifyCase,
     wire_bytes,
 )
+from cityloop.loadtest.audited import audit_in_child
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.model import DecisionModel, correlated
 from cityloop.settings import Settings
@@ -123,6 +126,9 @@ class ScaleRow:
     read_model_cases: int
     cases_missing_from_read_model: int
     write_s: float
+    audit_s: float
+    audit_peak_rss_mb: float
+    audit_holds: bool
 
 
 # --- the history -----------------------------------------------------------------------------
@@ -613,6 +619,20 @@ async def measure(
         console.print(
             f"  rebuild: {rebuild_s:.1f}s, {held:,} cases in the read model ({missing} missing)"
         )
+        audit = await asyncio.to_thread(
+            audit_in_child,
+            {
+                **_worker_env(settings, data_dir),
+                "CITYLOOP_DATABASE_URL": f"sqlite+aiosqlite:///{database}",
+            },
+            0,
+            data_dir,
+        )
+        verdict = audit.get("report", {})
+        console.print(
+            f"  audit: {audit['seconds']:.1f}s, peak {audit['peak_rss_mb']:.0f} MB, "
+            f"holds {verdict.get('holds')} ({verdict.get('cases', 0):,} cases)"
+        )
     return ScaleRow(
         events=history.source_events,
         ready_s=round(warm.ready_s, 2),
@@ -633,6 +653,9 @@ async def measure(
         read_model_cases=held,
         cases_missing_from_read_model=missing,
         write_s=round(write_s, 1),
+        audit_s=audit["seconds"],
+        audit_peak_rss_mb=audit["peak_rss_mb"],
+        audit_holds=bool(verdict.get("holds")),
     )
 
 

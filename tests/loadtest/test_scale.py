@@ -41,3 +41,5 @@ def test_the_scale_bench_prints_a_row_per_size_and_rebuilds_every_case() -> None
     assert row["cases_missing_from_read_model"] == 0
     assert row["read_model_cases"] >= row["cases"]
     assert row["snapshot_bytes"] > 0
+    # `cityloop audit` over the history and the rebuilt read model, the probes' records included
+    assert row["audit_holds"] is True and row["audit_peak_rss_mb"] > 0

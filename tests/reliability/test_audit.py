@@ -4,6 +4,8 @@ live system."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import pytest
 from kafka import KafkaProducer
 
 from cityloop.contracts import CaseEvent, DeadLetter, DeadLetterReason, Origin, Source
-from handlers.audit import audit
+from handlers.audit import EXAMPLES, AuditReport, CaseFolds, OriginLedger, audit, bucket_of, compare
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
 from tests.conftest import start_system, stop_system
@@ -72,6 +74,69 @@ def test_each_way_of_breaking_the_invariant_is_found() -> None:
     assert gap.broken_histories == [case_id]
 
 
+def many_cases(count: int) -> tuple[list[CaseEvent], dict[str, dict[str, Any]]]:
+    """`count` cases of one report each, the n-th from source offset n."""
+    events: list[CaseEvent] = []
+    stored: dict[str, dict[str, Any]] = {}
+    for number in range(count):
+        opened = correlate(
+            incident(number=number, origin=origin(number)), None, None, [], None, TINY, {}, NOW
+        )
+        events.extend(opened.events)
+        stored[opened.case_id] = fold(list(opened.events)).model_dump(mode="json")  # type: ignore[union-attr]
+    return events, stored
+
+
+def test_folding_a_share_at_a_time_finds_what_folding_all_at_once_finds() -> None:
+    events, stored = many_cases(12)
+    case_id = next(iter(stored))
+    stored[case_id] = {**stored[case_id], "status": "closed"}
+    whole = audit([origin(n) for n in range(13)], events, [], stored)
+    shares = 3
+    report, ledger = AuditReport(), OriginLedger()
+    for share in range(shares):
+        folds = CaseFolds(ledger)
+        for event in events:
+            if bucket_of(event.case_id.encode(), shares) == share:
+                folds.take(event)
+        compare(folds.finish(report), stored, report)
+    for offset in range(13):
+        ledger.settle(origin(offset), report)
+    assert {bucket_of(case.encode(), shares) for case in stored} == {0, 1, 2}
+    assert report.as_dict() == whole.as_dict()
+    assert (report.as_report, report.unaccounted_count, report.cases_differing) == (
+        12,
+        1,
+        [case_id],
+    )
+
+
+def test_an_event_that_comes_before_the_one_it_follows_waits_for_it() -> None:
+    events, stored = history()
+    early = [events[0], events[2], events[1], events[2], events[0]]  # and redelivered
+    report = audit([origin(0), origin(1)], early, [], stored)
+    assert report.holds, report.as_dict()
+    assert (report.as_report, report.as_duplicate, report.cases) == (1, 1, 1)
+
+
+def test_findings_past_the_examples_are_counted_not_kept() -> None:
+    events, stored = history()
+    report = audit([origin(n) for n in range(EXAMPLES + 12)], events, [], stored)
+    assert report.unaccounted_count == EXAMPLES + 10 and len(report.unaccounted) == EXAMPLES
+    assert report.as_dict()["unaccounted_count"] == EXAMPLES + 10 and not report.holds
+
+
+def test_a_record_accounted_twice_names_each_place() -> None:
+    events, stored = history()
+    report = audit([origin(0), origin(1)], events, [letter(0), letter(0)], stored)
+    assert report.accounted_twice_count == 1
+    assert report.accounted_twice[0][1] == [
+        "report",
+        "dead letter (undecodable)",
+        "dead letter (undecodable)",
+    ]
+
+
 @pytest.mark.broker
 def test_cityloop_audit_on_a_live_system(kafka_bootstrap: str, tmp_path: Path) -> None:
     system = start_system(kafka_bootstrap, tmp_path)
@@ -89,5 +154,15 @@ def test_cityloop_audit_on_a_live_system(kafka_bootstrap: str, tmp_path: Path) -
         assert report["holds"] and report["entered"] == 7
         assert (report["as_report"], report["as_duplicate"], report["as_dead_letter"]) == (5, 1, 1)
         assert report["dead_letters_by_reason"] == {"undecodable": 1}
+        # shares of about two case events: each partition is read once per share
+        narrow = subprocess.run(
+            [sys.executable, "-m", "cityloop", "audit"],
+            env={**system.env, "CITYLOOP_AUDIT_CASE_EVENTS_PER_SHARE": "2"},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert narrow.returncode == 0, narrow.stdout + narrow.stderr
+        assert json.loads(narrow.stdout) == report
     finally:
         stop_system(system)
