@@ -56,12 +56,11 @@ def _fold_share(
     return list(folds.finish(report))
 
 
-def _settle_entered(settings: Settings, ledger: OriginLedger, report: AuditReport) -> None:
+def _enter_sources(settings: Settings, ledger: OriginLedger) -> None:
     for topic in topics_for(settings).sources:
         for record in read_records(settings.bootstrap_servers, topic):
-            ledger.settle(
-                Origin(topic=record.topic, partition=record.partition, offset=record.offset),
-                report,
+            ledger.enter(
+                Origin(topic=record.topic, partition=record.partition, offset=record.offset)
             )
 
 
@@ -78,6 +77,8 @@ async def run_audit(settings: Settings) -> AuditReport:
     report = AuditReport()
     ledger = OriginLedger()
     case_events = topics_for(settings).case_events
+    # what entered first: what becomes of it meanwhile is then read after it
+    await asyncio.to_thread(_enter_sources, settings, ledger)
     await asyncio.to_thread(_mark_dead_letters, settings, ledger, report)
     sizes = await asyncio.to_thread(approximate_sizes, settings.bootstrap_servers, case_events)
     engine = create_engine(settings.database_url)
@@ -92,5 +93,5 @@ async def run_audit(settings: Settings) -> AuditReport:
                     await _compare_with_read_model(connection, folded, report)
     finally:
         await engine.dispose()
-    await asyncio.to_thread(_settle_entered, settings, ledger, report)
+    ledger.settle(report)
     return report

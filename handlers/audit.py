@@ -113,15 +113,27 @@ _FATE_NAMES = {Fate.REPORT: "report", Fate.DUPLICATE: "duplicate", Fate.DEAD_LET
 
 
 class OriginLedger:
-    """Where each source record went, one byte per offset of each source partition.
+    """Which source records entered, and where each went: one byte per offset of each source
+    partition, and the offsets that entered as runs (a partition's offsets follow one another).
 
-    Marks come first (from the case events and the dead letters), then every record that entered
-    is settled against them. A record marked more than once keeps the descriptions of its second
-    and later marks; its first is known only by its fate, which is enough to find it."""
+    The records that entered are taken first, then the marks (from the dead letters and the case
+    events), then `settle` counts each record that entered by its marks. In that order, on a
+    live system, a record that enters while the audit reads is not counted at all, rather than
+    found unaccounted because its case events were read before it came. A record marked more
+    than once keeps the descriptions of its second and later marks; its first is known by its
+    fate only, which is enough to find it."""
 
     def __init__(self) -> None:
+        self._entered: dict[tuple[str, int], list[list[int]]] = {}
         self._fates: dict[tuple[str, int], bytearray] = {}
         self._more: dict[tuple[str, int, int], list[str]] = {}
+
+    def enter(self, origin: Origin) -> None:
+        runs = self._entered.setdefault((origin.topic, origin.partition), [])
+        if runs and runs[-1][1] == origin.offset:
+            runs[-1][1] += 1
+        else:
+            runs.append([origin.offset, origin.offset + 1])
 
     def mark(self, origin: Origin, fate: Fate, where: str) -> None:
         if origin.offset < 0:
@@ -139,21 +151,29 @@ class OriginLedger:
             fates[origin.offset] = Fate.MORE_THAN_ONE
         self._more[key].append(where)
 
-    def settle(self, origin: Origin, report: AuditReport) -> None:
-        """Count one record that entered by what became of it."""
-        report.entered += 1
-        fates = self._fates.get((origin.topic, origin.partition), b"")
-        fate = Fate(fates[origin.offset]) if 0 <= origin.offset < len(fates) else Fate.NONE
-        if fate is Fate.NONE:
-            report.found_unaccounted(origin)
-        elif fate is Fate.MORE_THAN_ONE:
-            report.found_twice(origin, self._more[(origin.topic, origin.partition, origin.offset)])
-        elif fate is Fate.REPORT:
-            report.as_report += 1
-        elif fate is Fate.DUPLICATE:
-            report.as_duplicate += 1
-        else:
-            report.as_dead_letter += 1
+    def settle(self, report: AuditReport) -> None:
+        """Count every record that entered by what became of it."""
+        for (topic, partition), runs in self._entered.items():
+            fates = self._fates.get((topic, partition), bytearray())
+            for start, end in runs:
+                for offset in range(start, end):
+                    fate = Fate(fates[offset]) if offset < len(fates) else Fate.NONE
+                    report.entered += 1
+                    if fate is Fate.REPORT:
+                        report.as_report += 1
+                    elif fate is Fate.DUPLICATE:
+                        report.as_duplicate += 1
+                    elif fate is Fate.DEAD_LETTER:
+                        report.as_dead_letter += 1
+                    elif fate is Fate.NONE:
+                        report.found_unaccounted(
+                            Origin(topic=topic, partition=partition, offset=offset)
+                        )
+                    else:
+                        report.found_twice(
+                            Origin(topic=topic, partition=partition, offset=offset),
+                            self._more[(topic, partition, offset)],
+                        )
 
     def mark_dead_letter(self, letter: DeadLetter, report: AuditReport) -> None:
         report.dead_letters_by_reason[letter.reason.value] += 1
@@ -259,12 +279,13 @@ def audit(
     JSON documents, by case id. `cityloop audit` runs the same steps a share at a time."""
     report = AuditReport(unfinished_decision_events=unfinished_decision_events)
     ledger = OriginLedger()
+    for origin in entered:
+        ledger.enter(origin)
+    for letter in dead_letters:
+        ledger.mark_dead_letter(letter, report)
     folds = CaseFolds(ledger)
     for event in case_events:
         folds.take(event)
     compare(folds.finish(report), stored_states, report)
-    for letter in dead_letters:
-        ledger.mark_dead_letter(letter, report)
-    for origin in entered:
-        ledger.settle(origin, report)
+    ledger.settle(report)
     return report
