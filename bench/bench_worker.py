@@ -17,16 +17,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 from cityloop.broker import EmbeddedBroker, free_port
-from cityloop.loadtest.bench import _preload, _stream, ceiling, workers
+from cityloop.loadtest.bench import _preload, _stream, ceiling, drain, workers
 from cityloop.settings import Settings
-from streams.clients import async_consumer
-from streams.decisions import DecisionAssembler
 from streams.topics import Topics, ensure_topics
 from topology import load_topology
 
@@ -35,55 +31,6 @@ def _cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-async def _accounted(
-    settings: Settings, expected: int, timeout_s: float, on_first: Callable[[], None]
-) -> tuple[float, float]:
-    """(the worker's first output's arrival — an incident, a case event or a dead letter —, and
-    the time every record was accounted for), perf_counter; `on_first` is called when the first
-    arrives (the profiler starts then: start-up, the topology load and the group join are not
-    what is measured)."""
-    import json
-
-    names = Topics(settings.topic_prefix)
-    consumer = async_consumer(
-        settings,
-        names.incidents,
-        names.case_events,
-        names.dead_letters,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
-    keys: set[str] = set()
-    decisions = DecisionAssembler()  # one for the run: a decision may span two fetches
-    first: float | None = None
-    last = time.perf_counter()
-    deadline = last + timeout_s
-    try:
-        while len(keys) < expected and time.perf_counter() < deadline:
-            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
-            if first is not None and not batches and time.perf_counter() - last > 10:
-                break  # nothing for 10 s: what is not accounted now will not be
-            for batch in batches.values():
-                last = time.perf_counter()
-                if first is None and batch:
-                    first = last
-                    on_first()
-                for record in decisions.take_all(r for r in batch if r.topic != names.incidents):
-                    body = json.loads(record.value)
-                    if record.topic == names.dead_letters:
-                        keys.add(f"dl:{body.get('origin')}")
-                    for field in ("first_report", "report"):
-                        if isinstance(body.get(field), dict):
-                            keys.add(body[field]["idempotency_key"] + str(body[field]["origin"]))
-                    if body.get("type") == "DuplicateReceived":
-                        keys.add(body["idempotency_key"] + str(body.get("origin")))
-        print(f"accounted for {len(keys)} of {expected} records")
-        return first or last, last
-    finally:
-        await consumer.stop()
 
 
 async def main(events: int, profile: Path | None, seed: int, worker_code: Path | None) -> None:
@@ -117,7 +64,9 @@ async def main(events: int, profile: Path | None, seed: int, worker_code: Path |
                     )
                 )
 
-            first, done = await _accounted(settings, len(records), 600, start_profile)
+            drained = await drain(settings, len(records), 600, start_profile)
+            print(f"accounted for {drained.accounted} of {len(records)} records")
+            first, done = drained.first_output_at, drained.done_at
             cpu = _cpu_seconds(processes[0].pid) - cpu_at_first[0]
             for spy in spies:
                 spy.send_signal(2)

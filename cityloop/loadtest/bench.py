@@ -14,7 +14,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +32,7 @@ from cityloop.loadtest.replay import ReplayReport, replay
 from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_consumer, async_producer
+from streams.decisions import DecisionAssembler
 from streams.topics import Topics, ensure_topics
 from topology import Topology, load_topology
 
@@ -45,6 +46,9 @@ class BenchResult:
     events: int
     ceiling: float = 0.0
     one_worker: float = 0.0
+    one_worker_backlog: float = 0.0
+    """One worker draining a backlog already on the topics (as after an outage), the way the
+    ceiling reads its stream: nothing is published beside it."""
     two_workers: float = 0.0
     latency: dict[int, dict[str, float]] = field(default_factory=dict)
     raw_latency: dict[int, dict[str, float]] = field(default_factory=dict)
@@ -53,6 +57,10 @@ class BenchResult:
     @property
     def pipeline_over_ceiling(self) -> float:
         return self.one_worker / self.ceiling if self.ceiling else 0.0
+
+    @property
+    def backlog_over_ceiling(self) -> float:
+        return self.one_worker_backlog / self.ceiling if self.ceiling else 0.0
 
     @property
     def two_over_one(self) -> float:
@@ -65,6 +73,8 @@ class BenchResult:
             "one_worker_events_per_s": round(self.one_worker, 1),
             "two_workers_events_per_s": round(self.two_workers, 1),
             "pipeline_over_ceiling": round(self.pipeline_over_ceiling, 3),
+            "one_worker_backlog_events_per_s": round(self.one_worker_backlog, 1),
+            "backlog_over_ceiling": round(self.backlog_over_ceiling, 3),
             "two_over_one": round(self.two_over_one, 3),
             "latency_ms": {str(k): v for k, v in self.latency.items()},
             "raw_broker_latency_ms": {str(k): v for k, v in self.raw_latency.items()},
@@ -134,6 +144,66 @@ async def ceiling(settings: Settings, topology: Topology, records: list[StreamRe
         await consumer.stop()
         await producer.stop()
     return len(records) / (time.perf_counter() - (started or time.perf_counter()))
+
+
+@dataclass
+class Drain:
+    """A worker's run through a backlog, timed by what it wrote (perf_counter seconds)."""
+
+    first_output_at: float
+    """The worker's first output arrived (start-up, topology load and group join are over)."""
+    done_at: float
+    """Every record was accounted for, or nothing more came for 10 s."""
+    accounted: int
+
+    @property
+    def seconds(self) -> float:
+        return self.done_at - self.first_output_at
+
+
+async def drain(
+    settings: Settings, expected: int, timeout_s: float, on_first: Callable[[], None] = lambda: None
+) -> Drain:
+    """Watch the worker's outputs until `expected` source records are accounted for (a report
+    on a case, an exact duplicate, or a dead letter) on the case-event and dead-letter topics;
+    `on_first` is called when its first output (an incident, too) arrives."""
+    names = Topics(settings.topic_prefix)
+    consumer = async_consumer(
+        settings,
+        names.incidents,
+        names.case_events,
+        names.dead_letters,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    keys: set[str] = set()
+    decisions = DecisionAssembler()  # one for the run: a decision may span two fetches
+    first: float | None = None
+    last = time.perf_counter()
+    deadline = last + timeout_s
+    try:
+        while len(keys) < expected and time.perf_counter() < deadline:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if first is not None and not batches and time.perf_counter() - last > 10:
+                break  # nothing for 10 s: what is not accounted now will not be
+            for batch in batches.values():
+                last = time.perf_counter()
+                if first is None and batch:
+                    first = last
+                    on_first()
+                for record in decisions.take_all(r for r in batch if r.topic != names.incidents):
+                    body = json.loads(record.value)
+                    if record.topic == names.dead_letters:
+                        keys.add(f"dl:{body.get('origin')}")
+                    for name in ("first_report", "report"):
+                        if isinstance(body.get(name), dict):
+                            keys.add(body[name]["idempotency_key"] + str(body[name]["origin"]))
+                    if body.get("type") == "DuplicateReceived":
+                        keys.add(body["idempotency_key"] + str(body.get("origin")))
+        return Drain(first or last, last, len(keys))
+    finally:
+        await consumer.stop()
 
 
 async def raw_latency(settings: Settings, rate: float, seconds: float) -> dict[str, float]:
@@ -317,6 +387,18 @@ async def run_bench(
             }
             console.print(f"  raw {result.raw_latency[rate]}; pipeline {at_rate.latency}")
 
+    backlog = _settings_for(base, f"bench-{run}-backlog")
+    await asyncio.to_thread(ensure_topics, backlog)
+    records = _stream(topology, events, seed + 3)
+    await _preload(backlog, records, Topics(backlog.topic_prefix))
+    with workers(backlog, 1, data_dir):
+        console.print(f"[bold]one worker, a backlog[/]: {events} events already on the topics")
+        drained = await drain(backlog, len(records), 300)
+        result.one_worker_backlog = len(records) / drained.seconds if drained.seconds else 0.0
+        if drained.accounted < len(records):
+            result.notes.append(f"the backlog left {len(records) - drained.accounted} unaccounted")
+        console.print(f"  {result.one_worker_backlog:,.0f} events/s")
+
     two = _settings_for(base, f"bench-{run}-two")
     await asyncio.to_thread(ensure_topics, two)
     with workers(two, 2, data_dir):
@@ -339,14 +421,16 @@ def markdown_row(result: BenchResult, when: datetime, mode: str) -> str:
     return (
         f"| {when:%Y-%m-%d %H:%M} | {mode} | {result.events:,} | {result.ceiling:,.0f} | "
         f"{result.one_worker:,.0f} | {result.pipeline_over_ceiling:.3f} | "
-        f"{result.two_workers:,.0f} | {result.two_over_one:.2f} | {latencies} |"
+        f"{result.two_workers:,.0f} | {result.two_over_one:.2f} | {latencies} | "
+        f"{result.one_worker_backlog:,.0f} ({result.backlog_over_ceiling:.3f}) |"
     )
 
 
 TABLE_HEADER = (
     "| run | mode | events | ceiling (ev/s) | 1 worker (ev/s) | pipeline / ceiling | "
-    "2 workers (ev/s) | 2 / 1 | p99 ms at 100/s: pipeline / raw | at 1,000/s | at 5,000/s |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    "2 workers (ev/s) | 2 / 1 | p99 ms at 100/s: pipeline / raw | at 1,000/s | at 5,000/s | "
+    "1 worker, a backlog (ev/s, / ceiling) |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 )
 SECTION_TITLE = "## Load testing: `cityloop bench`"
 
@@ -413,6 +497,8 @@ def bench(
     console.print(
         f"[bold]ceiling[/] {result.ceiling:,.0f} ev/s · [bold]one worker[/] "
         f"{result.one_worker:,.0f} ev/s (pipeline / ceiling {result.pipeline_over_ceiling:.3f})"
+        f" · [bold]a backlog[/] {result.one_worker_backlog:,.0f} ev/s "
+        f"({result.backlog_over_ceiling:.3f} of the ceiling)"
         f" · [bold]two workers[/] {result.two_workers:,.0f} ev/s (two / one "
         f"{result.two_over_one:.2f})"
     )
