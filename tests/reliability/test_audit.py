@@ -3,6 +3,7 @@ live system."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from cityloop.contracts import CaseEvent, DeadLetter, DeadLetterReason, Origin, 
 from handlers.audit import EXAMPLES, AuditReport, CaseFolds, OriginLedger, audit, bucket_of, compare
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
-from tests.conftest import start_system, stop_system
+from tests.conftest import postgres_database, start_system, stop_system
 from tests.handlers.test_lifecycle import TINY, incident
 from tests.streams.test_pipeline import cloudevent
 
@@ -140,8 +141,21 @@ def test_a_record_accounted_twice_names_each_place() -> None:
 
 
 @pytest.mark.broker
-def test_cityloop_audit_on_a_live_system(kafka_bootstrap: str, tmp_path: Path) -> None:
-    system = start_system(kafka_bootstrap, tmp_path)
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_cityloop_audit_on_a_live_system(
+    kafka_bootstrap: str, tmp_path: Path, database: str
+) -> None:
+    with contextlib.ExitStack() as stack:
+        url = (
+            stack.enter_context(postgres_database(prefix="audit"))
+            if database == "postgresql"
+            else None
+        )
+        audit_a_live_system(kafka_bootstrap, tmp_path, url)
+
+
+def audit_a_live_system(kafka_bootstrap: str, tmp_path: Path, database_url: str | None) -> None:
+    system = start_system(kafka_bootstrap, tmp_path, database_url)
     try:
         producer = KafkaProducer(bootstrap_servers=system.bootstrap, acks="all")
         valid = [cloudevent(Source.GRID, text=f"report {n}") for n in range(5)]
