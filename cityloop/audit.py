@@ -53,7 +53,7 @@ def _fold_share(
         if record.value is not None:
             folds.take(CASE_EVENT_ADAPTER.validate_json(record.value))
     report.unfinished_decision_events += decisions.waiting_events
-    return list(folds.finish(report))
+    return folds.finish(report)
 
 
 def _enter_sources(settings: Settings, ledger: OriginLedger) -> None:
@@ -83,13 +83,14 @@ async def run_audit(settings: Settings) -> AuditReport:
     sizes = await asyncio.to_thread(approximate_sizes, settings.bootstrap_servers, case_events)
     engine = create_engine(settings.database_url)
     try:
-        async with engine.connect() as connection:
-            for partition, size in sorted(sizes.items()):
-                shares = max(1, math.ceil(size / settings.audit_case_events_per_share))
-                for share in range(shares):
-                    folded = await asyncio.to_thread(
-                        _fold_share, settings, partition, share, shares, ledger, report
-                    )
+        for partition, size in sorted(sizes.items()):
+            shares = max(1, math.ceil(size / settings.audit_case_events_per_share))
+            for share in range(shares):
+                folded = await asyncio.to_thread(
+                    _fold_share, settings, partition, share, shares, ledger, report
+                )
+                # a connection per share: none sits idle through minutes of reading the topic
+                async with engine.connect() as connection:
                     await _compare_with_read_model(connection, folded, report)
     finally:
         await engine.dispose()

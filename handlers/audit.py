@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import zlib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
 from cityloop.contracts import CaseEvent, DeadLetter, DuplicateReceived, Origin
-from handlers.case import CaseState, OutOfOrderEvent, apply, report_of
+from handlers.case import CaseState, OutOfOrderEvent, apply, merged_in, report_of
 
 EXAMPLES = 20
 """Findings of each kind kept by name; the rest are counted."""
@@ -136,7 +136,11 @@ class OriginLedger:
             runs.append([origin.offset, origin.offset + 1])
 
     def mark(self, origin: Origin, fate: Fate, where: str) -> None:
-        if origin.offset < 0:
+        """What became of the record at `origin`. An origin outside what entered (another
+        topic, an offset past the end read, a broker that held other records before) cannot
+        change the count, and is not kept: a wild offset must not cost memory."""
+        runs = self._entered.get((origin.topic, origin.partition))
+        if not runs or not 0 <= origin.offset < runs[-1][1]:
             return
         fates = self._fates.setdefault((origin.topic, origin.partition), bytearray())
         if origin.offset >= len(fates):
@@ -186,7 +190,7 @@ def bucket_of(case_key: bytes, buckets: int) -> int:
     return zlib.crc32(case_key) % buckets if buckets > 1 else 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Case:
     state: CaseState | None = None
     version: int = 0
@@ -238,21 +242,23 @@ class CaseFolds:
 
     def _mark(self, event: CaseEvent) -> None:
         summary = report_of(event)
-        if summary is not None and summary.origin is not None:
+        if summary is not None and summary.origin is not None and not merged_in(event):
             self.ledger.mark(summary.origin, Fate.REPORT, f"report on {event.case_id}")
         elif isinstance(event, DuplicateReceived) and event.origin is not None:
             self.ledger.mark(event.origin, Fate.DUPLICATE, f"duplicate on {event.case_id}")
 
-    def finish(self, report: AuditReport) -> Iterator[tuple[str, CaseState]]:
+    def finish(self, report: AuditReport) -> list[tuple[str, CaseState]]:
         """The share's cases whose histories are whole, with their states; the others are
         reported broken. The share is empty afterwards."""
         cases, self._cases = self._cases, {}
+        whole = []
         for case_id, case in cases.items():
             report.cases += 1
             if case.broken or case.waiting or case.state is None:
                 report.found_broken(case_id)
             else:
-                yield case_id, case.state
+                whole.append((case_id, case.state))
+        return whole
 
 
 def compare(

@@ -476,6 +476,16 @@ def micros(moment: datetime) -> int:
 _DOCUMENT_FIELDS = tuple(name for name in CaseDocument.model_fields if name != "reports")
 
 
+MERGED_FROM = "merged_from:"
+"""How the reason of a `ReportAttached` begins when it carries a report over from a case merged
+into this one: the report entered once, on that case, and is not a new arrival here."""
+
+
+def merged_in(event: CaseEvent) -> bool:
+    """Whether the event brings over a report that a merged case had taken in first."""
+    return isinstance(event, ReportAttached) and event.reason.startswith(MERGED_FROM)
+
+
 def report_of(event: CaseEvent) -> ReportSummary | None:
     """The report an event brings to its case, if it brings one."""
     if isinstance(event, CaseOpened):

@@ -55,7 +55,14 @@ from cityloop.contracts import (
     VerifyCase,
 )
 from handlers.assessment import is_not_ours
-from handlers.case import OPEN_STATUSES, CaseChange, CaseState, CaseStatus, EventWriter
+from handlers.case import (
+    MERGED_FROM,
+    OPEN_STATUSES,
+    CaseChange,
+    CaseState,
+    CaseStatus,
+    EventWriter,
+)
 from handlers.correlate import LOOP_RANK, DispatchReason, dispatch, mode_at, send_to_desk
 from topology import Topology, UnroutableError, escalation_target, route
 from topology.model import LOOP_OF_LEVEL
@@ -472,7 +479,7 @@ def absorb_reports(
     known = set(state.report_keys)
     for report in message.reports:
         if report.idempotency_key not in known:
-            writer.add(ReportAttached, report=report, reason=f"merged_from:{message.from_case_id}")
+            writer.add(ReportAttached, report=report, reason=f"{MERGED_FROM}{message.from_case_id}")
     events = tuple(writer.events)
     return CommandDecision(
         outcome.model_copy(update={"event_types": [e.type for e in events]}), events, writer.state

@@ -96,9 +96,9 @@ def read_records(
 
 def approximate_sizes(bootstrap_servers: str, topic: str) -> dict[int, int]:
     """About how many records each partition of `topic` holds, by partition: the listed end
-    offset less the beginning. The embedded broker lists the last batch's start as the end, so
-    this is short by up to one batch: good for sizing work, never for knowing where a read ends
-    (`read_records` reads on to the fetch high watermark)."""
+    offset less the beginning. The embedded broker lists the last batch's base offset + 1 as
+    the end, so this is short by up to one batch: good for sizing work, never for knowing where
+    a read ends (`read_records` reads on to the fetch high watermark)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

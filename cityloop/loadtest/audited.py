@@ -25,11 +25,12 @@ def audit_in_child(env: Mapping[str, str], wait_s: float, logs: Path) -> dict[st
             stdout=out,
             stderr=err,
         )
-        _, status, usage = os.wait4(child.pid, 0)
+        _, status, usage = os.wait4(child.pid, 0)  # the child's own peak memory, as it ends
+        child.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     result: dict[str, Any] = {
         "seconds": round(time.monotonic() - began, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
-        "exit_code": os.waitstatus_to_exitcode(status),
+        "exit_code": child.returncode,
     }
     try:
         result["report"] = json.loads(out_path.read_text())

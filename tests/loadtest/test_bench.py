@@ -27,7 +27,7 @@ def test_the_bench_measures_every_phase_and_appends_a_row(tmp_path: Path) -> Non
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=280,  # under pytest's own 300 s
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = json.loads(done.stdout)

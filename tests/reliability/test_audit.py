@@ -7,6 +7,7 @@ import contextlib
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,10 +15,22 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from cityloop.contracts import CaseEvent, DeadLetter, DeadLetterReason, Origin, Source
+import cityloop.audit
+from cityloop.contracts import (
+    AbsorbReports,
+    CaseEvent,
+    DeadLetter,
+    DeadLetterReason,
+    Origin,
+    Source,
+    wire_bytes,
+)
+from cityloop.settings import Settings
 from handlers.audit import EXAMPLES, AuditReport, CaseFolds, OriginLedger, audit, bucket_of, compare
 from handlers.case import fold
 from handlers.correlate import SeenReport, correlate
+from handlers.lifecycle import absorb_reports
+from handlers.partition import decision_headers
 from tests.conftest import postgres_database, start_system, stop_system
 from tests.handlers.test_lifecycle import TINY, incident
 from tests.streams.test_pipeline import cloudevent
@@ -138,6 +151,82 @@ def test_a_record_accounted_twice_names_each_place() -> None:
         "dead letter (undecodable)",
         f"report on {case_id}",
     ]
+
+
+def test_a_report_carried_over_by_a_merge_is_accounted_once() -> None:
+    first = correlate(incident(number=1, origin=origin(0)), None, None, [], None, TINY, {}, NOW)
+    merged = correlate(incident(number=2, origin=origin(1)), None, None, [], None, TINY, {}, NOW)
+    survivor, absorbed = fold(list(first.events)), fold(list(merged.events))
+    assert survivor is not None and absorbed is not None
+    carried = absorb_reports(
+        AbsorbReports(
+            command_id="merge-1",
+            case_id=survivor.case_id,
+            from_case_id=absorbed.case_id,
+            reports=absorbed.reports,
+            issued_at=NOW,
+        ),
+        survivor,
+        NOW,
+    )
+    assert carried.events and carried.state is not None
+    events = [*first.events, *carried.events, *merged.events]
+    stored = {
+        survivor.case_id: carried.state.model_dump(mode="json"),
+        absorbed.case_id: absorbed.model_dump(mode="json"),
+    }
+    report = audit([origin(0), origin(1)], events, [], stored)
+    assert report.holds, report.as_dict()
+    assert (report.as_report, report.accounted_twice_count) == (2, 0)
+
+
+@dataclass
+class Record:
+    """A case-event record as the audit reads it from the topic."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+    topic: str = "cityloop.case-events"
+    partition: int = 0
+    offset: int = 0
+
+
+def test_a_partition_read_in_shares_gives_what_one_read_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events, stored = many_cases(12)
+    records: list[Record] = []
+    for case_id in stored:  # each case's decision: CaseOpened 1/2, CaseDispatched 2/2
+        decision = [event for event in events if event.case_id == case_id]
+        for index, event in enumerate(decision, start=1):
+            records.append(
+                Record(case_id.encode(), wire_bytes(event), decision_headers(index, len(decision)))
+            )
+    half = correlate(incident(number=99, origin=origin(99)), None, None, [], None, TINY, {}, NOW)
+    records.append(  # a decision a worker died in the middle of
+        Record(half.case_id.encode(), wire_bytes(half.events[0]), decision_headers(1, 2))
+    )
+    records = [Record(r.key, r.value, r.headers, offset=offset) for offset, r in enumerate(records)]
+    monkeypatch.setattr(cityloop.audit, "read_records", lambda *_, **__: iter(records))
+
+    def read_in(shares: int) -> tuple[AuditReport, dict[str, Any]]:
+        report, ledger = AuditReport(), OriginLedger()
+        for offset in range(12):
+            ledger.enter(origin(offset))
+        folded: dict[str, Any] = {}
+        for share in range(shares):
+            whole = cityloop.audit._fold_share(Settings(), 0, share, shares, ledger, report)
+            folded.update((case_id, state.model_dump(mode="json")) for case_id, state in whole)
+        ledger.settle(report)
+        return report, folded
+
+    once, folded_once = read_in(1)
+    thrice, folded_thrice = read_in(3)
+    assert len({bucket_of(case_id.encode(), 3) for case_id in stored}) == 3
+    assert folded_once == folded_thrice == stored
+    assert thrice.as_dict() == once.as_dict()
+    assert (thrice.as_report, thrice.cases, thrice.unfinished_decision_events) == (12, 12, 1)
 
 
 @pytest.mark.broker
