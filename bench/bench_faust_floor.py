@@ -32,10 +32,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bench_worker import _accounted, _cpu_seconds
+from bench_worker import _cpu_seconds
 
 from cityloop.broker import EmbeddedBroker, free_port
-from cityloop.loadtest.bench import _preload, _stream, workers
+from cityloop.loadtest.bench import _preload, _stream, drain, workers
 from cityloop.settings import Settings
 from streams.clients import async_consumer
 from streams.topics import Topics, ensure_topics
@@ -149,7 +149,8 @@ async def _rate_and_cpu(
         cpu_at_first.append(_cpu_seconds(pid))
 
     if worker:
-        first, done = await _accounted(settings, expected, 600, on_first)
+        drained = await drain(settings, expected, 600, on_first)
+        first, done = drained.first_output_at, drained.done_at
     else:
         first, done = await _counted(settings, expected, 600, on_first)
     cpu = _cpu_seconds(pid) - cpu_at_first[0]
