@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import blake2b
 from heapq import heappop, heappush
+from itertools import islice
 from sys import intern
-from typing import Protocol
+from typing import Any, Protocol
 
 from cityloop.contracts import (
     CaseEvent,
@@ -68,6 +69,24 @@ class Retention:
 Seen = dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]]
 
 
+_COPIED = (dict, defaultdict, list, set)
+
+_INDEXES: dict[str, type[dict[Any, Any]] | type[set[Any]] | type[list[Any]]] = {
+    "cases": dict,
+    "_seen": dict,
+    "_seen_before": dict,
+    "_open": dict,
+    "_devices": dict,
+    "_false_alarms": dict,
+    "_applied_commands": set,
+    "_applied_before": set,
+    "_deadlines": list,
+    "_deadline_of": dict,
+    "_finished": list,
+}
+"""The book's indexes that `pieces` may cut, and what each is put back as."""
+
+
 def _command_mark(command_id: str) -> int:
     return int.from_bytes(blake2b(command_id.encode(), digest_size=8).digest())
 
@@ -102,15 +121,65 @@ class CaseBook:
         self.skipped: int = 0
         self.retired: int = 0
 
-    def __getstate__(self) -> dict[str, object]:
-        """Pickled for a snapshot without its archive, which the loader attaches again."""
-        state = self.__dict__.copy()
-        del state["archive"]
-        return state
+    # --- snapshots --------------------------------------------------------------------------
 
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self.archive = NoArchive()
+    def copy(self) -> CaseBook:
+        """A book that answers as this one does now and does not change with it, for a
+        snapshot written while this one goes on deciding. It costs a copy of each index (done
+        in C), not of the cases: a state is a value, never changed once in a book."""
+        twin = CaseBook.__new__(CaseBook)
+        for name, value in self.__dict__.items():
+            if type(value) in _COPIED:
+                value = value.copy()
+            twin.__dict__[name] = value
+        twin._open = defaultdict(dict, {key: cases.copy() for key, cases in self._open.items()})
+        twin.archive = NoArchive()
+        return twin
+
+    def pieces(self, size: int) -> Iterator[tuple[str, object]]:
+        """The book as (name, piece) pairs, each large index cut into pieces of at most `size`
+        entries, so that whoever writes it (pickles it) never holds the interpreter for long
+        at a time; `from_pieces` puts them together again. The open cases are named by id:
+        their states come with `cases`. Without its archive, which the loader attaches."""
+        whole: dict[str, object] = {}
+        for name, value in self.__dict__.items():
+            if name == "archive":
+                continue
+            if name == "_open":
+                value = {key: list(cases) for key, cases in self._open.items()}
+            if isinstance(value, dict | list | set) and len(value) > size:
+                # a piece at a time: a list of every entry would be that many more objects for
+                # the garbage collector to walk, long enough to be walked in a full collection
+                entries = iter(value.items() if isinstance(value, dict) else value)
+                while piece := list(islice(entries, size)):
+                    yield name, piece
+            else:
+                whole[name] = value
+        yield "", whole
+
+    @classmethod
+    def from_pieces(cls, pieces: Iterable[tuple[str, object]]) -> CaseBook:
+        book = cls.__new__(cls)
+        parts: dict[str, list[Any]] = defaultdict(list)
+        whole: dict[str, object] = {}
+        for name, piece in pieces:
+            if name:
+                parts[name] += piece  # type: ignore[arg-type]
+            else:
+                whole = piece  # type: ignore[assignment]
+        for name, kind in _INDEXES.items():
+            if name in parts:
+                whole[name] = kind(parts.pop(name))
+        if parts:
+            raise ValueError(f"pieces of no index of the book: {sorted(parts)}")
+        open_ids: dict[str, list[str]] = whole.pop("_open")  # type: ignore[assignment]
+        book.__dict__.update(whole)
+        cases = book.cases
+        book._open = defaultdict(dict)
+        for key, ids in open_ids.items():
+            book._open[key] = {case_id: cases[case_id] for case_id in ids}
+        book.archive = NoArchive()
+        return book
 
     # --- folding ---------------------------------------------------------------------------
 

@@ -24,6 +24,8 @@ mode switching, a merge absorbing another case's reports."""
 
 LAG_INTERVAL_S = 2.0
 
+LOADED_FROM = ("snapshot", "history")
+
 
 class WorkerMetrics:
     """One registry for the worker process."""
@@ -64,6 +66,21 @@ class WorkerMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.snapshot_hold_seconds = Histogram(
+            "cityloop_worker_snapshot_hold_seconds",
+            "Time decisions waited while due books were copied for a snapshot (the snapshot "
+            "is written beside the decisions after)",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
+            registry=self.registry,
+        )
+        loads = Counter(
+            "cityloop_worker_partition_loads",
+            "Case partitions loaded, from a snapshot and the case events after it, or from "
+            "their whole history",
+            ["read_from"],
+            registry=self.registry,
+        )
+        self.partition_loads = {where: loads.labels(read_from=where) for where in LOADED_FROM}
         self.rebuild_events = Gauge(
             "cityloop_worker_rebuild_events",
             "Case events the last load of a case partition folded",

@@ -26,7 +26,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
@@ -49,7 +49,7 @@ from cityloop.contracts import (
     wire_bytes,
 )
 from cityloop.settings import Settings
-from handlers.book import Retention
+from handlers.book import CaseBook, Retention
 from handlers.classifier import ClassifierModelError, TextClassifier, default_model_path
 from handlers.partition import (
     CasePartition,
@@ -224,6 +224,7 @@ class CityWorker:
         self.delivered: dict[int, Delivered] = {}
         self.undelivered = False
         self._deciding: asyncio.Lock | None = None
+        self._snapshotting: asyncio.Lock | None = None
         self.last_record_at = time.monotonic()
         self.quiet = False
         """Whether the consumer fetches with the long wait of a quiet spell."""
@@ -403,6 +404,7 @@ class CityWorker:
         self.partitions[number] = owned
         self.metrics.rebuild_seconds.observe(time.perf_counter() - started)
         self.metrics.rebuild_events.set(owned.folded)
+        self.metrics.partition_loads["snapshot" if owned.from_snapshot else "history"].inc()
         log.info(
             "case partition %d: %d cases in memory, %d case events read%s, in %.2fs",
             number,
@@ -458,37 +460,57 @@ class CityWorker:
     async def snapshot_due(self, force: bool = False) -> None:
         """Snapshot each changed partition whose snapshot is older than the interval, once every
         record sent so far is on the broker (a snapshot must never hold a decision that is
-        not on the topic: the record that caused it would then be skipped as seen)."""
+        not on the topic: the record that caused it would then be skipped as seen).
+
+        Decisions wait only while the books are copied; they go on while the copies are
+        written. One snapshot is written at a time: a due one that finds another being
+        written is taken at the next batch or tick."""
         due = [
             number
             for number, owned in self.partitions.items()
             if owned.changed
             and (force or time.monotonic() - owned.snapshot_at >= self.settings.snapshot_interval_s)
         ]
-        if not due:
+        if not due or (self.snapshotting.locked() and not force):
             return
-        async with self.deciding:
-            await self._snapshot(due)
+        async with self.snapshotting:
+            async with self.deciding:
+                held = time.perf_counter()
+                copies = await self._copies(due)
+                self.metrics.snapshot_hold_seconds.observe(time.perf_counter() - held)
+            for owned, book, delivered in copies:
+                started = time.perf_counter()
+                size = await owned.store.save(book, delivered.offset, delivered.event_id)
+                self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
+                log.info(
+                    "case partition %d snapshot: %d bytes at offset %d",
+                    owned.core.number,
+                    size,
+                    delivered.offset,
+                )
 
-    async def _snapshot(self, due: list[int]) -> None:
+    @property
+    def snapshotting(self) -> asyncio.Lock:
+        if self._snapshotting is None:
+            self._snapshotting = asyncio.Lock()
+        return self._snapshotting
+
+    async def _copies(self, due: list[int]) -> list[tuple[OwnedPartition, CaseBook, Delivered]]:
+        """Each due partition's book as of the last case event on the broker."""
         await self.app.producer.flush()
         if self.undelivered:
-            return  # the worker is starting over
+            return []  # the worker is starting over
+        copies = []
         for number in due:
             if number not in self.partitions:
                 continue  # moved away meanwhile
             owned, delivered = self.partitions[number], self.delivered.get(number)
             if delivered is None or delivered.offset < 0:
                 continue  # nothing of this partition on the topic yet
-            started = time.perf_counter()
-            size = await asyncio.to_thread(
-                owned.store.save, owned.core.book, delivered.offset, delivered.event_id
-            )
+            # `delivered` moves on with the next acknowledgement: keep where it is now
+            copies.append((owned, owned.core.book.copy(), replace(delivered)))
             owned.snapshot_at, owned.changed = time.monotonic(), False
-            self.metrics.snapshot_seconds.observe(time.perf_counter() - started)
-            log.info(
-                "case partition %d snapshot: %d bytes at offset %d", number, size, delivered.offset
-            )
+        return copies
 
     async def _partitions_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         """A partition that moves away is loaded afresh if it comes back: meanwhile another

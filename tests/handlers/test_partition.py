@@ -3,13 +3,14 @@ brings back what it let go of, and a snapshot that restores the same book."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cityloop.contracts import CASE_EVENT_ADAPTER, GeoPoint, Incident, Origin, Source, Tick
-from handlers.book import Retention
+from handlers.book import CaseBook, Retention
 from handlers.case import CaseState, CaseStatus
 from handlers.partition import (
     CasePartition,
@@ -206,7 +207,7 @@ def test_a_snapshot_restores_the_same_book_and_its_archive(tmp_path: Path) -> No
     feed.command("close", old, T0 + timedelta(minutes=5), reason="done")
     feed.tick(T0 + timedelta(hours=7))  # `old` retires into the store's archive
     live = opened_case(feed.report(incident(2, T0 + timedelta(hours=7), lat=30.6)))
-    store.save(core.book, 41, "event-41")
+    asyncio.run(store.save(core.book.copy(), 41, "event-41"))
     store.close()
 
     again = PartitionStore(tmp_path, 1)
@@ -221,6 +222,69 @@ def test_a_snapshot_restores_the_same_book_and_its_archive(tmp_path: Path) -> No
     assert archived is not None and archived.status is CaseStatus.CLOSED
     again.discard()
     assert again.load() is None and again.fetch(old) is None
+
+
+def a_busy_partition(archive: DictArchive) -> tuple[CasePartition, Feed, list[str]]:
+    """Open cases at several spots, reports attached, a duplicate, a command applied, a case
+    closed and retired, a device: something in every index of the book."""
+    core = CasePartition(1, RETENTION, archive)
+    feed = Feed(core)
+    feed.tick(T0)
+    case_ids = []
+    for number in range(1, 13):
+        at = T0 + timedelta(minutes=number)
+        case_ids.append(opened_case(feed.report(incident(number, at, lat=30.5 + number * 0.01))))
+        feed.report(incident(100 + number, at + timedelta(seconds=30), lat=30.5 + number * 0.01))
+    for number in (50, 51):  # more open cases beside the fourth
+        at = T0 + timedelta(minutes=number)
+        feed.report(incident(number, at, lat=30.54 + (number - 49) * 0.0007))
+    feed.report(incident(3, T0 + timedelta(minutes=3)))  # the same report again
+    feed.command("close", case_ids[0], T0 + timedelta(minutes=20), reason="done")
+    feed.command("close", case_ids[1], T0 + timedelta(minutes=21), reason="done")
+    feed.tick(T0 + timedelta(hours=7))  # the two closed cases retire; deadlines come due
+    return core, feed, case_ids
+
+
+def the_next_records(feed: Feed, case_ids: list[str]) -> list[tuple[Any, ...]]:
+    at = T0 + timedelta(hours=8)
+    sends = [
+        *feed.report(incident(5, at)),  # seen before
+        *feed.report(incident(200, at, lat=30.54 + 2 * 0.0007)),  # at the third of one key
+        *feed.report(incident(201, at, lat=29.0)),  # a new spot
+        *feed.command("reopen", case_ids[0], at, reason="it is back"),  # from the archive
+        *feed.command("close", case_ids[5], at, reason="done"),
+        *feed.tick(at + timedelta(days=1)),  # deadlines, retirement, a key generation turns
+        *feed.report(incident(7, at + timedelta(days=1))),
+    ]
+    return [(send.to, send.partition, send.key, send.value, send.headers) for send in sends]
+
+
+def test_a_book_put_together_from_its_pieces_decides_as_the_book_would() -> None:
+    archive = DictArchive()
+    core, feed, case_ids = a_busy_partition(archive)
+    twin = CasePartition(1, RETENTION, archive)
+    twin.book = CaseBook.from_pieces(core.book.copy().pieces(2))  # every index cut up
+    twin.book.archive = archive
+    assert len(core.book.cases) > 2 and core.book.open_count() > 2
+    assert max(len(cases) for cases in core.book._open.values()) >= 3
+    twin_feed = Feed(twin)
+    twin_feed.offset = feed.offset
+    expected = the_next_records(feed, case_ids)
+    assert len(expected) > 10
+    assert the_next_records(twin_feed, case_ids) == expected
+
+
+def test_a_copy_of_the_book_stays_as_it_was_while_the_book_decides() -> None:
+    core, feed, case_ids = a_busy_partition(DictArchive())
+    copy = core.book.copy()
+    before = {case_id: state.version for case_id, state in core.book.cases.items()}
+    open_before = sorted(state.case_id for state in core.book.open_cases())
+    the_next_records(feed, case_ids)
+    assert {case_id: state.version for case_id, state in copy.cases.items()} == before
+    assert sorted(state.case_id for state in copy.open_cases()) == open_before
+    assert copy.seen(incident(201, T0).idempotency_key, None) is None
+    assert core.book.seen(incident(201, T0).idempotency_key, None) is not None
+    assert dict(copy._open) != dict(core.book._open)
 
 
 def test_a_case_partition_is_the_partition_kafka_gives_its_key() -> None:

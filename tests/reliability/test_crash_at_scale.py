@@ -31,6 +31,10 @@ category's correlation window). So correlation is exact by construction: a crash
 exactly one case per real incident, which the test first checks with the pure handlers
 (`cityloop.loadtest.model`), and then demands of the crashed run.
 
+The worker snapshots its books every second, so kills land beside snapshots written while it
+decides, and each restart comes back from its snapshots and their tails (the test checks the
+worker's log says so).
+
 Duration: the burst is preloaded, then the worker works through it at its own pace. At 50,000
 records the test took 5 min 6–13 s on a shared 2-core machine (7 min 48 s with a second crash
 test running beside it): ~20 s to generate the burst and run it through the pure handlers,
@@ -71,6 +75,8 @@ from handlers.cells import cells_touched, family_of
 from tests.conftest import RunningSystem, start_system, stop_system, unique_prefix
 from tests.reliability.orders import work_order
 from tests.reliability.test_worker_crash import CaseEventCount, case_history
+from tests.streams.test_worker_metrics import scrape
+from tests.streams.test_worker_metrics import value as sample_value
 from topology import Topology, default_topology_path, load_topology
 from topology.geo import distance_m
 
@@ -330,7 +336,12 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
         kafka_bootstrap,
         tmp_path,
         prefix=unique_prefix("crash"),
-        extra_env={"CITYLOOP_TOPOLOGY_FILE": str(default_topology_path())},
+        extra_env={
+            "CITYLOOP_TOPOLOGY_FILE": str(default_topology_path()),
+            # a snapshot every second, written while the worker goes on deciding: kills land
+            # beside snapshots, and every restart comes back from one and reads its tail
+            "CITYLOOP_SNAPSHOT_INTERVAL_S": "1",
+        },
     )
     case_events_written = CaseEventCount(system)
     try:
@@ -386,6 +397,13 @@ def test_sigkills_during_a_burst_lose_nothing_and_open_no_extra_case(
             f"{progress_at_kills} of {found.records} (crash-free: {len(expected_written)}); "
             f"the worker wrote again {', '.join(f'{s:.1f}' for s in back_after)} s after each kill"
         )
+        # the last restart came back from snapshots, not from the whole history
+        samples = scrape(system)
+        loads = {
+            where: sample_value(samples, "cityloop_worker_partition_loads_total", read_from=where)
+            for where in ("snapshot", "history")
+        }
+        assert (loads["snapshot"] or 0) >= 1, loads
         # every kill landed mid-burst: work had been done, and some was left to do
         assert all(0 < progress < found.records for progress in progress_at_kills), (
             progress_at_kills
