@@ -15,7 +15,9 @@ against a run that writes none (`none`, the floor):
   `PartitionStore.save` of the copy, which pickles it in short slices between the decisions
   and writes it from a thread.
 
-For each way and size it prints the decisions' delay past their scheduled time (p50, p99,
+Each is run twice: with Python's default garbage collection, and with the worker's
+(`streams/garbage.py`: the oldest generation is not collected by count). For each way and size
+it prints the decisions' delay past their scheduled time (p50, p99,
 max, in ms), the snapshots written and their mean seconds, and the CPU per decision. Both ways
 run in the same process on the same book, one after the other.
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import statistics
 import tempfile
@@ -34,6 +37,7 @@ from pathlib import Path
 from cityloop.contracts import GeoPoint, Incident, Origin, Source
 from handlers.book import Retention
 from handlers.partition import CasePartition, WorkRecord
+from streams.garbage import leave_the_oldest_generation
 from streams.store import PartitionStore
 from topology import Topology, load_topology, tiny_topology_path
 
@@ -148,6 +152,7 @@ def main() -> None:
     topology = load_topology(tiny_topology_path())
     retention = Retention(finished_window=timedelta(hours=6), idempotency_window=timedelta(days=2))
     rows = []
+    thresholds = gc.get_threshold()
     for size in (int(item) for item in args.open.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             store = PartitionStore(Path(tmp), 0)
@@ -157,13 +162,20 @@ def main() -> None:
                     incident_record(number, T0 + timedelta(seconds=number)), topology, {}, INCIDENTS
                 )
             first = size
-            for way in ("none", "under", "beside"):
-                row = asyncio.run(
-                    run(core, store, topology, first, way, args.rate, args.seconds, args.every_s)
-                )
-                first += int(row["decisions"])
-                rows.append(row)
-                print(json.dumps(row), flush=True)  # noqa: T201
+            for collector in ("default", "worker"):
+                gc.set_threshold(*thresholds)
+                if collector == "worker":
+                    leave_the_oldest_generation()
+                for way in ("none", "under", "beside"):
+                    row = asyncio.run(
+                        run(
+                            core, store, topology, first, way, args.rate, args.seconds, args.every_s
+                        )
+                    )
+                    first += int(row["decisions"])
+                    row = {"collector": collector, **row}
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)  # noqa: T201
             store.close()
 
 

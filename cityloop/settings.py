@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     snapshot_interval_s: float = Field(
         default=60.0, gt=0, description="how often a changed case partition's book is snapshot"
     )
+    full_collection_interval_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="how often the worker runs a full garbage collection (streams/garbage.py)",
+    )
     finished_case_hours: float = Field(
         default=6.0,
         gt=0,

@@ -73,6 +73,12 @@ class WorkerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
+        self.full_collection_seconds = Histogram(
+            "cityloop_worker_full_collection_seconds",
+            "Time a full garbage collection held the worker (streams/garbage.py)",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         loads = Counter(
             "cityloop_worker_partition_loads",
             "Case partitions loaded, from a snapshot and the case events after it, or from "

@@ -68,6 +68,7 @@ from streams.consumer_tuning import (
     shorten_fetch_wait,
 )
 from streams.decisions import whole_decisions
+from streams.garbage import collect_everything
 from streams.history import read_history, read_records
 from streams.metrics import LAG_INTERVAL_S, WorkerMetrics, consumer_lag
 from streams.restart import start_over
@@ -259,6 +260,7 @@ class CityWorker:
         app.timer(interval=1.0)(self.slow_down_when_quiet)
         # a partition that went quiet after a decision is snapshot all the same
         app.timer(interval=settings.snapshot_interval_s)(self.snapshot_due)
+        app.timer(interval=settings.full_collection_interval_s)(self.collect_garbage)
         app.on_partitions_revoked.connect(self._partitions_revoked)  # type: ignore[arg-type]
         return app
 
@@ -511,6 +513,12 @@ class CityWorker:
             copies.append((owned, owned.core.book.copy(), replace(delivered)))
             owned.snapshot_at, owned.changed = time.monotonic(), False
         return copies
+
+    async def collect_garbage(self) -> None:
+        """The full collection the worker process runs on a clock (streams/garbage.py)."""
+        seconds = collect_everything()
+        self.metrics.full_collection_seconds.observe(seconds)
+        log.info("full garbage collection: %.3fs", seconds)
 
     async def _partitions_revoked(self, app: Any, revoked: Any, **kwargs: Any) -> None:
         """A partition that moves away is loaded afresh if it comes back: meanwhile another
