@@ -226,6 +226,7 @@ class CityWorker:
         self.undelivered = False
         self._deciding: asyncio.Lock | None = None
         self._snapshotting: asyncio.Lock | None = None
+        self._snapshot_tasks: set[asyncio.Future[None]] = set()
         self.last_record_at = time.monotonic()
         self.quiet = False
         """Whether the consumer fetches with the long wait of a quiet spell."""
@@ -379,7 +380,7 @@ class CityWorker:
                     owned.changed = True
                 await self.send(sends)
             self._account()
-            await self.snapshot_due()
+            self.start_snapshot_when_due()
 
     def _account(self) -> None:
         for owned in self.partitions.values():
@@ -459,7 +460,29 @@ class CityWorker:
             return None
         return records
 
-    async def snapshot_due(self, force: bool = False) -> None:
+    def _due_for_snapshot(self) -> list[int]:
+        return [
+            number
+            for number, owned in self.partitions.items()
+            if owned.changed
+            and time.monotonic() - owned.snapshot_at >= self.settings.snapshot_interval_s
+        ]
+
+    def start_snapshot_when_due(self) -> None:
+        """After a batch: if a snapshot is due, write it in a task of its own, so that the
+        cases agent goes straight on to its next batch."""
+        if self.snapshotting.locked() or not self._due_for_snapshot():
+            return
+        task = asyncio.ensure_future(self.snapshot_due())
+        self._snapshot_tasks.add(task)  # the loop keeps only a weak reference to a task
+        task.add_done_callback(self._snapshot_done)
+
+    def _snapshot_done(self, task: asyncio.Future[None]) -> None:
+        self._snapshot_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("a snapshot failed", exc_info=task.exception())
+
+    async def snapshot_due(self) -> None:
         """Snapshot each changed partition whose snapshot is older than the interval, once every
         record sent so far is on the broker (a snapshot must never hold a decision that is
         not on the topic: the record that caused it would then be skipped as seen).
@@ -467,13 +490,8 @@ class CityWorker:
         Decisions wait only while the books are copied; they go on while the copies are
         written. One snapshot is written at a time: a due one that finds another being
         written is taken at the next batch or tick."""
-        due = [
-            number
-            for number, owned in self.partitions.items()
-            if owned.changed
-            and (force or time.monotonic() - owned.snapshot_at >= self.settings.snapshot_interval_s)
-        ]
-        if not due or (self.snapshotting.locked() and not force):
+        due = self._due_for_snapshot()
+        if not due or self.snapshotting.locked():
             return
         async with self.snapshotting:
             async with self.deciding:
