@@ -68,8 +68,8 @@ class WorkerMetrics:
         )
         self.snapshot_hold_seconds = Histogram(
             "cityloop_worker_snapshot_hold_seconds",
-            "Time decisions waited while due books were copied for a snapshot (the snapshot "
-            "is written beside the decisions after)",
+            "Time decisions waited for a snapshot: the producer's flush and the due books' "
+            "copies (the snapshot is then written beside the decisions)",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1),
             registry=self.registry,
         )
