@@ -69,8 +69,6 @@ class Retention:
 Seen = dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]]
 
 
-_COPIED = (dict, defaultdict, list, set)
-
 _INDEXES: dict[str, type[dict[Any, Any]] | type[set[Any]] | type[list[Any]]] = {
     "cases": dict,
     "_seen": dict,
@@ -129,10 +127,11 @@ class CaseBook:
         in C), not of the cases: a state is a value, never changed once in a book."""
         twin = CaseBook.__new__(CaseBook)
         for name, value in self.__dict__.items():
-            if type(value) in _COPIED:
+            if name == "_open":  # a dict of dicts: each inner one copied too
+                value = defaultdict(dict, {key: cases.copy() for key, cases in value.items()})
+            elif isinstance(value, dict | list | set):
                 value = value.copy()
             twin.__dict__[name] = value
-        twin._open = defaultdict(dict, {key: cases.copy() for key, cases in self._open.items()})
         twin.archive = NoArchive()
         return twin
 

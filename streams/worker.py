@@ -167,6 +167,11 @@ class Versioned:
         )
 
 
+def _log_snapshot_failure(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a snapshot failed", exc_info=task.exception())
+
+
 @dataclass
 class Delivered:
     """The newest case event the broker acknowledged on one partition."""
@@ -226,7 +231,7 @@ class CityWorker:
         self.undelivered = False
         self._deciding: asyncio.Lock | None = None
         self._snapshotting: asyncio.Lock | None = None
-        self._snapshot_tasks: set[asyncio.Future[None]] = set()
+        self._snapshot_task: asyncio.Future[None] | None = None
         self.last_record_at = time.monotonic()
         self.quiet = False
         """Whether the consumer fetches with the long wait of a quiet spell."""
@@ -470,17 +475,13 @@ class CityWorker:
 
     def start_snapshot_when_due(self) -> None:
         """After a batch: if a snapshot is due, write it in a task of its own, so that the
-        cases agent goes straight on to its next batch."""
-        if self.snapshotting.locked() or not self._due_for_snapshot():
+        cases agent goes straight on to its next batch. The task is kept: the loop holds
+        only a weak reference to it."""
+        writing = self._snapshot_task
+        if (writing is not None and not writing.done()) or not self._due_for_snapshot():
             return
-        task = asyncio.ensure_future(self.snapshot_due())
-        self._snapshot_tasks.add(task)  # the loop keeps only a weak reference to a task
-        task.add_done_callback(self._snapshot_done)
-
-    def _snapshot_done(self, task: asyncio.Future[None]) -> None:
-        self._snapshot_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a snapshot failed", exc_info=task.exception())
+        self._snapshot_task = asyncio.ensure_future(self.snapshot_due())
+        self._snapshot_task.add_done_callback(_log_snapshot_failure)
 
     async def snapshot_due(self) -> None:
         """Snapshot each changed partition whose snapshot is older than the interval, once every
