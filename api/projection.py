@@ -35,6 +35,7 @@ from api.metrics import Metrics
 from cityloop.clock import Clock, wall_clock
 from cityloop.contracts import (
     CASE_EVENT_ADAPTER,
+    Assignment,
     AssistanceAdded,
     CaseDispatched,
     CaseEvent,
@@ -67,12 +68,13 @@ _DOCUMENT = TypeAdapter(
 """`CaseDocument` but its reports, as a plain dict's type: written without building a model."""
 
 
-def _document(state: CaseState) -> WrittenJSON:
+def _document(state: CaseState, assignment: Assignment | None) -> WrittenJSON:
     """What the `state` column keeps of a case: `CaseDocument`'s fields but its reports, which
     the case's `CaseOpened` and `ReportAttached` events in `case_events` hold already, in order
     (`case_documents` puts them back). With them, a case of a storm's thousand reports was
     written whole again for every batch that touched it."""
-    fields = {name: getattr(state, name) for name in _DOCUMENT_FIELDS}
+    fields = {name: getattr(state, name) for name in _DOCUMENT_FIELDS if name != "assignment"}
+    fields["assignment"] = assignment  # read back from its JSON once, by the caller
     return WrittenJSON(_DOCUMENT.dump_json(fields).decode())
 
 
@@ -114,7 +116,7 @@ def _case_columns(state: CaseState) -> dict[str, Any]:
         "escalations": state.escalations,
         "reopens": state.reopens,
         "topology_version": assignment.topology_version if assignment else None,
-        "state": _document(state),
+        "state": _document(state, assignment),
     }
 
 

@@ -387,15 +387,13 @@ def attach(
         dispatch(writer, topology, assignment, case.category_code, mode, "lead_confirmed")
     elif (
         not case.lead
-        and case.assignment is not None
+        and case.loop is not None
         and (areas != case.area_codes or severity != case.severity)
     ):
         rerouted = route(topology, case.category_code, areas, severity, mode)
-        if LOOP_RANK[rerouted.loop] > LOOP_RANK[case.assignment.loop]:
+        if LOOP_RANK[rerouted.loop] > LOOP_RANK[case.loop]:
             why = "cross_area" if areas != case.area_codes else "severity_raised"
-            writer.add(
-                CaseEscalated, from_loop=case.assignment.loop, to_loop=rerouted.loop, reason=why
-            )
+            writer.add(CaseEscalated, from_loop=case.loop, to_loop=rerouted.loop, reason=why)
             dispatch(writer, topology, rerouted, case.category_code, mode, why)
     if not case.lead and incident.category_code != case.category_code:
         link_handler(writer, topology, incident.category_code)
@@ -412,9 +410,9 @@ def link_handler(writer: EventWriter, topology: Topology, category_code: str) ->
     kind joins as a co-handler."""
     state = writer.state
     category = topology.category(category_code)
-    if state is None or state.assignment is None or category is None:
+    assignment = state.assignment if state is not None else None
+    if assignment is None or category is None:
         return
-    assignment = state.assignment
     involved = [assignment.lead_department, *assignment.co_departments]
     kinds = {department.kind for d in involved if (department := topology.department(d))}
     if category.lead_kind in kinds:

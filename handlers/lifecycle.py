@@ -93,15 +93,17 @@ class CommandDecision:
 
 
 def _is_assigned(actor: str, state: CaseState) -> bool:
-    return state.assignment is not None and actor == f"dept:{state.assignment.lead_department}"
+    assignment = state.assignment
+    return assignment is not None and actor == f"dept:{assignment.lead_department}"
 
 
 def _is_coordinating(actor: str, state: CaseState, topology: Topology) -> bool:
     """A duty officer of an operations centre at or above the case's handling area."""
-    if not actor.startswith("centre:") or state.assignment is None:
+    assignment = state.assignment if actor.startswith("centre:") else None
+    if assignment is None:
         return False
     centre_area = actor.removeprefix("centre:")
-    return centre_area in topology.ancestors(state.assignment.handling_area)
+    return centre_area in topology.ancestors(assignment.handling_area)
 
 
 def _is_dispatcher(actor: str, state: CaseState, topology: Topology) -> bool:
@@ -133,13 +135,14 @@ def escalate(
 ) -> bool:
     """One loop up, re-dispatched there with fresh deadlines; False at the city."""
     state = writer.state
-    if state is None or state.assignment is None:
+    assignment = state.assignment if state is not None else None
+    if state is None or assignment is None:
         return False
-    target = escalation_target(topology, state.assignment, state.category_code)
+    target = escalation_target(topology, assignment, state.category_code)
     if target is None:
         return False
     mode = mode_at(topology, modes, state.area_codes)
-    writer.add(CaseEscalated, from_loop=state.assignment.loop, to_loop=target.loop, reason=reason)
+    writer.add(CaseEscalated, from_loop=assignment.loop, to_loop=target.loop, reason=reason)
     dispatch(writer, topology, target, state.category_code, mode, reason)
     return True
 
@@ -148,10 +151,11 @@ def _redispatch(
     writer: EventWriter, topology: Topology, modes: Mapping[str, Mode], why: str
 ) -> None:
     state = writer.state
-    if state is None or state.assignment is None:
+    assignment = state.assignment if state is not None else None
+    if state is None or assignment is None:
         return
     mode = mode_at(topology, modes, state.area_codes)
-    dispatch(writer, topology, state.assignment, state.category_code, mode, why)
+    dispatch(writer, topology, assignment, state.category_code, mode, why)
 
 
 def hand_assignment(
@@ -242,7 +246,8 @@ def _apply_command(
     assigned = _is_assigned(actor, state)
     coordinating = _is_coordinating(actor, state, topology)
     dispatcher = _is_dispatcher(actor, state, topology)
-    department = state.assignment.lead_department if state.assignment else ""
+    assignment = state.assignment
+    department = assignment.lead_department if assignment else ""
     match command:
         case DispatchCase():
             _require(dispatcher, "a dispatcher of the case's 12345 centre")
@@ -318,9 +323,10 @@ def _apply_command(
             helper = topology.department(command.department)
             if helper is None:
                 raise Rejected("unknown_department", command.department)
-            if state.assignment and command.department in (
-                state.assignment.lead_department,
-                *state.assignment.co_departments,
+            assignment = state.assignment
+            if assignment and command.department in (
+                assignment.lead_department,
+                *assignment.co_departments,
             ):
                 raise Rejected("already_involved", command.department)
             writer.add(AssistanceAdded, department=command.department, reason=command.reason)
@@ -507,7 +513,8 @@ def check_deadlines(
             deadline=state.dispatch_deadline,
         )
         return writer.change()
-    department = state.assignment.lead_department if state.assignment else ""
+    assignment = state.assignment
+    department = assignment.lead_department if assignment else ""
     if (
         state.accept_deadline is not None
         and now > state.accept_deadline
@@ -548,7 +555,7 @@ def reevaluate_for_mode(
     if (
         not state.is_open
         or state.lead
-        or state.assignment is None
+        or state.loop is None
         or state.status is CaseStatus.AWAITING_DISPATCH
     ):
         return writer.change()
@@ -556,11 +563,11 @@ def reevaluate_for_mode(
     if mode is not Mode.EMERGENCY:
         return writer.change()
     rerouted = route(topology, state.category_code, state.area_codes, state.severity, mode)
-    if LOOP_RANK[rerouted.loop] <= LOOP_RANK[state.assignment.loop]:
+    if LOOP_RANK[rerouted.loop] <= LOOP_RANK[state.loop]:
         return writer.change()
     writer.add(
         CaseEscalated,
-        from_loop=state.assignment.loop,
+        from_loop=state.loop,
         to_loop=rerouted.loop,
         reason="emergency_mode",
     )

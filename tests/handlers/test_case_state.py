@@ -3,12 +3,13 @@ storm case whose thousands of reports cost nothing per new event."""
 
 from __future__ import annotations
 
+import pickle
 import tracemalloc
 from typing import Any
 
 import pytest
 
-from cityloop.contracts import GeoPoint, Origin, Severity, Source
+from cityloop.contracts import GeoPoint, Loop, Origin, Severity, Source
 from handlers.book import CaseBook
 from handlers.case import CaseDocument, CaseState, apply, fold
 from handlers.cells import correlation_key
@@ -32,11 +33,46 @@ def take(book: CaseBook, number: int, **fields: Any) -> CorrelationDecision:
 
 def test_the_state_has_the_documents_fields_and_copies_every_one() -> None:
     private = {"_reports", "report_count", "first_reported_us", "last_report_us", "device_id"}
-    assert set(CaseState.__slots__) - private == set(CaseDocument.model_fields) - {"reports"}
+    kept_as_json = {"_assignment", "loop"}  # the document's `assignment`, read back when asked
+    slots = set(CaseState.__slots__) - private - kept_as_json
+    assert slots | {"assignment"} == set(CaseDocument.model_fields) - {"reports"}
     state = open_case(source=Source.IOT, device_id="WL-1", cleared=False)
     twin = state.copy()
     for name in CaseState.__slots__:
         assert getattr(twin, name) is getattr(state, name), name
+
+
+def test_the_assignment_reads_back_as_it_was_given_and_its_loop_goes_with_it() -> None:
+    state = open_case(source=Source.IOT, device_id="WL-1", cleared=False)
+    given = state.assignment
+    assert given is not None and state.loop is given.loop
+    other = given.model_copy(update={"loop": Loop.MEDIUM, "co_departments": ["d.x"]})
+    state.assignment = other
+    assert state.assignment == other and state.loop is Loop.MEDIUM
+    state.assignment = None
+    assert state.assignment is None and state.loop is None
+
+
+class _AsAnEarlierWorkerPickledIt:
+    """A state as a worker before this one pickled it into a snapshot: its assignment in a slot
+    of that name, as a model, and no loop."""
+
+    def __init__(self, state: CaseState) -> None:
+        self.slots = {name: getattr(state, name) for name in CaseState.__slots__}
+        del self.slots["_assignment"], self.slots["loop"]
+        self.slots["assignment"] = state.assignment
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # what pickle writes for a slotted object, but named so it is not this class's
+        return object.__new__, (CaseState,), (None, self.slots)
+
+
+def test_a_state_an_earlier_worker_snapshot_loads_whole() -> None:
+    state = open_case(source=Source.IOT, device_id="WL-1", cleared=False)
+    loaded = pickle.loads(pickle.dumps(_AsAnEarlierWorkerPickledIt(state)))  # noqa: S301 - own bytes
+    assert isinstance(loaded, CaseState)
+    assert loaded == state and loaded.loop is state.loop is not None
+    assert loaded.model_dump(mode="json") == state.model_dump(mode="json")
 
 
 def test_the_stored_document_is_what_the_pydantic_state_dumped() -> None:
