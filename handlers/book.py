@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from hashlib import blake2b
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 from itertools import islice
 from sys import intern
 from typing import Any, Protocol
@@ -67,6 +67,9 @@ class Retention:
 
 
 Seen = dict[str, tuple[str, tuple[tuple[str, int, int], ...], str]]
+
+STALE_DEADLINES_KEPT = 1024
+"""Stale deadline entries a book lets wait for a tick before it sweeps them (see `retire`)."""
 
 
 _INDEXES: dict[str, type[dict[Any, Any]] | type[set[Any]] | type[list[Any]]] = {
@@ -340,6 +343,7 @@ class CaseBook:
             self._seen_before, self._seen = self._seen, {}
             self._applied_before, self._applied_commands = self._applied_commands, set()
             self._generation_started = moment
+        self._drop_stale_deadlines()
         if isinstance(self.archive, NoArchive):
             return 0
         cutoff = moment - int(self.retention.finished_window / timedelta(microseconds=1))
@@ -357,6 +361,19 @@ class CaseBook:
             self.archive.keep(leaving)
             self.retired += len(leaving)
         return len(leaving)
+
+    def _drop_stale_deadlines(self) -> None:
+        """A deadline stays in the heap when its case moves on or closes (a heap cannot lose an
+        entry from its middle). Live, ticks pop them as they fall due; a fold of weeks of
+        history has no ticks, and every case it folds would leave its deadlines behind, with
+        its id. So the heap is rebuilt with only the live entries once the stale ones
+        outnumber them."""
+        deadline_of = self._deadline_of
+        if len(self._deadlines) > 2 * len(deadline_of) + STALE_DEADLINES_KEPT:
+            self._deadlines = [
+                entry for entry in self._deadlines if deadline_of.get(entry[1]) == entry[0]
+            ]
+            heapify(self._deadlines)
 
     def open_cases(self) -> Iterator[CaseState]:
         for open_cases in self._open.values():

@@ -7,6 +7,7 @@ import base64
 from dataclasses import dataclass
 
 from cityloop.contracts import DeadLetter
+from streams.history import read_records
 
 
 @dataclass(frozen=True)
@@ -23,33 +24,16 @@ class StoredDeadLetter:
 
 
 def read_dead_letters(bootstrap_servers: str, topic: str) -> list[StoredDeadLetter]:
-    """Every dead letter on the topic now, oldest first per partition (blocking)."""
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    try:
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])
-        ]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        found: list[StoredDeadLetter] = []
-        done: set[TopicPartition] = set()
-        while len(done) < len(partitions):
-            for records in consumer.poll(timeout_ms=500, max_records=5000).values():
-                for record in records:
-                    try:
-                        letter = DeadLetter.model_validate_json(record.value or b"")
-                    except ValueError:
-                        continue  # not ours: nothing to list or replay
-                    found.append(StoredDeadLetter(record.partition, record.offset, letter))
-            for tp in partitions:
-                high = consumer.highwater(tp)
-                if high is not None and consumer.position(tp) >= high:
-                    done.add(tp)
-        return found
-    finally:
-        consumer.close()
+    """Every dead letter on the topic now, oldest first per partition (blocking; raises
+    `StalledRead` if the broker stops answering, as every read of a topic's history does)."""
+    found: list[StoredDeadLetter] = []
+    for record in read_records(bootstrap_servers, topic):
+        try:
+            letter = DeadLetter.model_validate_json(record.value or b"")
+        except ValueError:
+            continue  # not ours: nothing to list or replay
+        found.append(StoredDeadLetter(record.partition, record.offset, letter))
+    return found
 
 
 def original_bytes(letter: DeadLetter, bootstrap_servers: str) -> bytes:

@@ -91,8 +91,15 @@ def topics_for(settings: Settings) -> Topics:
     return Topics(settings.topic_prefix)
 
 
+class TopicLayoutError(RuntimeError):
+    """The case topics do not have the partitions the settings say: a case's records and its
+    events would be decided on one partition and kept on another."""
+
+
 def ensure_topics(settings: Settings) -> list[str]:
-    """Create every topic that does not exist yet; return the names created."""
+    """Create every topic that does not exist yet; return the names created. Raises
+    `TopicLayoutError` if a case topic that exists has other than `topic_partitions`
+    partitions."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
@@ -123,9 +130,29 @@ def ensure_topics(settings: Settings) -> list[str]:
                 pass
         if created:
             log.info("created topics: %s", ", ".join(created))
+        _check_case_partitions(admin, topics_for(settings), settings.topic_partitions)
         return created
     finally:
         admin.close()
+
+
+def _check_case_partitions(admin: Any, names: Topics, partitions: int) -> None:
+    """The incidents, the case-control records and the case events are partitioned alike, by
+    `topic_partitions`: a case's partition is its correlation key's, its events are written to
+    the partition that decided them, and a tick goes to each partition by number."""
+    case_topics = {names.incidents, names.case_control, names.case_events}
+    # every topic in one request: naming them would let a broker auto-create a missing one
+    found = {
+        t["name"]: len(t["partitions"]) for t in admin.describe_topics() if t["name"] in case_topics
+    }
+    wrong = {name: count for name, count in sorted(found.items()) if count != partitions}
+    if wrong:
+        raise TopicLayoutError(
+            "the case topics must have CITYLOOP_TOPIC_PARTITIONS="
+            f"{partitions} partitions each, but "
+            + ", ".join(f"{name} has {count}" for name, count in wrong.items())
+            + ": set CITYLOOP_TOPIC_PARTITIONS to what the topics have, or recreate them"
+        )
 
 
 def topic_admin(settings: Settings) -> Any:

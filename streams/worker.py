@@ -147,11 +147,12 @@ class Versioned:
     parse: Callable[[bytes], Any]
     describe: Callable[[Any], str]
     refused: tuple[type[Exception], ...]
-    read_from_topic: bool = False
 
-    def adopt(self, data: bytes, now: datetime) -> CommandOutcome:
+    async def adopt(self, data: bytes, now: datetime) -> CommandOutcome:
+        """Build the version from a thread (a city's topology takes seconds to build), so the
+        decisions go on with the current one meanwhile, then swap it in."""
         try:
-            candidate = self.parse(data)
+            candidate = await asyncio.to_thread(self.parse, data)
             applied, reason = True, f"applied {self.describe(candidate)}"
         except self.refused as exc:
             candidate, applied, reason = self.current, False, f"invalid: {exc}"[:2000]
@@ -225,7 +226,9 @@ class CityWorker:
             (ClassifierModelError,),
         )
         self.modes: dict[str, Mode] = {}
-        self.modes_read = False
+        self.is_ready = False
+        """Whether the newest topology, classifier and modes on their topics have been read."""
+        self._readying: asyncio.Lock | None = None
         self.partitions: dict[int, OwnedPartition] = {}
         self.delivered: dict[int, Delivered] = {}
         self.undelivered = False
@@ -307,22 +310,29 @@ class CityWorker:
 
     async def ready(self) -> None:
         """Before the first decision: the newest topology and classifier published on their
-        topics, and the modes switched so far."""
-        for versioned, topic in (
-            (self.topology, self.names.topology),
-            (self.classifier, self.names.classifier),
-        ):
-            if not versioned.read_from_topic:
-                versioned.read_from_topic = True
+        topics, and the modes switched so far. Read once, by the first agent to ask; the
+        others wait for that read rather than decide with the bundled topology meanwhile. A
+        read that fails is tried again by the next agent to ask."""
+        if self.is_ready:
+            return
+        if self._readying is None:
+            self._readying = asyncio.Lock()
+        async with self._readying:
+            if self.is_ready:
+                return
+            for versioned, topic in (
+                (self.topology, self.names.topology),
+                (self.classifier, self.names.classifier),
+            ):
                 versions = await asyncio.to_thread(self._history, topic)
                 if versions:
-                    await self.send([outcome_send(versioned.adopt(versions[-1], wall_clock()))])
-        if not self.modes_read:
+                    outcome = await versioned.adopt(versions[-1], wall_clock())
+                    await self.send([outcome_send(outcome)])
             switched = await asyncio.to_thread(self._history, self.names.modes)
             for value in switched:
                 record = SwitchMode.model_validate_json(value)
                 self.modes[record.area_code] = record.mode
-            self.modes_read = True
+            self.is_ready = True
 
     def _history(self, topic: str) -> list[bytes]:
         return list(read_history(self.settings.bootstrap_servers, topic))
@@ -332,14 +342,16 @@ class CityWorker:
         async for event in stream.events():
             await self.ready()
             record = work_record(event.message)
-            await self.send([outcome_send(self.topology.adopt(record.value, record.time))])
+            outcome = await self.topology.adopt(record.value, record.time)
+            await self.send([outcome_send(outcome)])
 
     async def classifier_versions(self, stream: Any) -> None:
         """Hot reload: each published classifier version replaces the current one."""
         async for event in stream.events():
             await self.ready()
             record = work_record(event.message)
-            await self.send([outcome_send(self.classifier.adopt(record.value, record.time))])
+            outcome = await self.classifier.adopt(record.value, record.time)
+            await self.send([outcome_send(outcome)])
 
     # --- the two stages ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from cityloop.contracts import CASE_EVENT_ADAPTER, GeoPoint, Incident, Origin, Source, Tick
-from handlers.book import CaseBook, Retention
+from handlers.book import STALE_DEADLINES_KEPT, CaseBook, Retention
 from handlers.case import CaseState, CaseStatus
 from handlers.partition import (
     CasePartition,
@@ -197,6 +197,32 @@ def test_a_month_of_cases_that_close_keeps_the_book_to_a_day_of_them() -> None:
     assert len(archive.states) >= number - 4 * 8
     seen_keys = len(core.book._seen) + len(core.book._seen_before)
     assert seen_keys <= 4 * 24 * 2 + 4  # two days of keys at most, not a month
+
+
+def test_folding_a_month_of_cases_that_close_keeps_every_index_to_a_day_of_them() -> None:
+    """A restart without a snapshot folds the partition's whole history, with no tick in it:
+    what the book keeps must still follow the cases that matter, index by index."""
+    live = CasePartition(0, RETENTION, DictArchive())
+    feed = Feed(live)
+    history: list[Any] = []
+    number = 0
+    for hour in range(30 * 24):
+        at = T0 + timedelta(hours=hour)
+        for _ in range(4):  # four reports an hour, each its own case, each closed in the hour
+            number += 1
+            sends = feed.report(incident(number, at, lat=30.5 + (number % 997) * 0.0007))
+            history += events_of(sends)
+            for case_id in {e.case_id for e in events_of(sends)}:
+                history += events_of(
+                    feed.command("close", case_id, at + timedelta(minutes=30), reason="done")
+                )
+    folded = CasePartition(0, RETENTION, DictArchive())
+    assert folded.restore(history) == len(history)
+    book = folded.book
+    assert len(book.cases) <= 4 * 8  # the last 7 hours' cases, as live
+    assert len(book._finished) <= 4 * 8
+    # each of the month's 2,880 cases had its deadlines pushed: the stale ones are swept
+    assert len(book._deadlines) <= 2 * len(book._deadline_of) + STALE_DEADLINES_KEPT < number
 
 
 def test_a_snapshot_restores_the_same_book_and_its_archive(tmp_path: Path) -> None:

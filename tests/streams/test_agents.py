@@ -45,8 +45,7 @@ def ready_worker(data_dir: Path, classifier: TextClassifier) -> tuple[CityWorker
         snapshot_interval_s=3600,
     )
     worker = build_worker(settings, topology=TINY, classifier=classifier)
-    worker.topology.read_from_topic = worker.classifier.read_from_topic = True
-    worker.modes_read = True
+    worker.is_ready = True
     store = PartitionStore(worker.state_dir, 0)
     worker.partitions[0] = OwnedPartition(
         CasePartition(0, worker.retention, store), store, False, 0
@@ -161,3 +160,36 @@ async def test_cases_decides_incidents_on_their_partition_and_its_book(
     book = worker.partitions[0].core.book
     assert set(book.cases) == set(per_case)
     assert worker.partitions[0].changed
+
+
+async def test_an_agent_that_asks_second_waits_for_the_published_topology(
+    tmp_path: Path, classifier: TextClassifier
+) -> None:
+    """Two agents start together: the second must not decide with the bundled topology while
+    the first is still reading (and building) the version published on the topic."""
+    worker, sent = ready_worker(tmp_path, classifier)
+    worker.is_ready = False
+    published = tiny_topology_path().read_text().replace("version: tiny-1", "version: tiny-2")
+    reading = asyncio.Event()
+
+    def history(topic: str) -> list[bytes]:
+        if topic == worker.names.topology:
+            asyncio.run_coroutine_threadsafe(_set(reading), loop)
+            time.sleep(0.3)  # a broker's read, while the other agent asks
+            return [published.encode()]
+        return []
+
+    loop = asyncio.get_running_loop()
+    worker._history = history  # type: ignore[method-assign]
+    first = asyncio.create_task(worker.ready())
+    await reading.wait()
+    await worker.ready()  # the second agent
+    assert str(worker.topology.current.version) == "tiny-2"
+    await first
+    assert worker.is_ready
+    outcomes = [send for send in sent if send.to is Destination.COMMAND_OUTCOMES]
+    assert len(outcomes) == 1  # read and adopted once
+
+
+async def _set(event: asyncio.Event) -> None:
+    event.set()
