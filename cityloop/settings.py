@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     publish_timeout_s: float = Field(default=10.0, description="ingest waits this long for acks")
 
     jwt_secret: SecretStr = Field(
-        default=SecretStr(""), description="HMAC secret for API tokens; empty disables auth"
+        default=SecretStr(""),
+        description="HMAC secret for API tokens; the API does not start without one",
     )
 
     @model_validator(mode="after")

@@ -474,8 +474,12 @@ def bench(
     if scale:
         from cityloop.loadtest.scale import parse_sizes, run_scale
 
+        try:
+            wanted = parse_sizes(sizes)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--sizes") from exc
         with tempfile.TemporaryDirectory(prefix="cityloop-scale-") as scratch:
-            figures = run_scale(get_settings(), parse_sizes(sizes), seed, Path(scratch))
+            figures = run_scale(get_settings(), wanted, seed, Path(scratch))
         sys.stdout.write(json.dumps(figures, indent=2 if as_json else None) + "\n")
         return
     events = events or (4_000 if quick else 15_000)

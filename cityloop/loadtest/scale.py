@@ -670,7 +670,10 @@ def run_scale(base: Settings, sizes: list[int], seed: int, scratch: Path) -> dic
 
 
 def parse_sizes(text: str) -> list[int]:
-    sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        sizes = []
     if not sizes or any(size <= 0 for size in sizes):
         raise ValueError(f"sizes must be positive numbers of events, not {text!r}")
     return sizes
