@@ -236,8 +236,6 @@ def register(app: typer.Typer) -> None:
     app.command()(record)
     app.command()(replay)
     app.command()(evaluate)
-    try:
-        from cityloop.loadtest.bench import bench
-    except ImportError:  # pragma: no cover - while the benchmark is being written
-        return
+    from cityloop.loadtest.bench import bench
+
     app.command()(bench)
