@@ -20,6 +20,13 @@ What it does, in order:
    stops the worker (its memory is not needed for the audit), runs `cityloop audit` (timed,
    with its peak memory), and writes the report as JSON (`--out`) and a markdown table beside
    it (`.md`); the table is printed too. Exit status 1 when the audit does not hold.
+
+With `--close-after-s S` a coordinating centre closes each case S seconds after it was
+dispatched (a `close` command on the case-control topic, keyed as the API keys it, from the
+city's centre), so that cases finish as in a city and the worker's memory can be watched while
+they leave it: give the worker short windows for that, e.g.
+`CITYLOOP_FINISHED_CASE_HOURS=0.05 CITYLOOP_IDEMPOTENCY_WINDOW_HOURS=0.1` (3 and 6 minutes
+instead of 6 and 48 hours).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ from typing import Any
 from rich.console import Console
 
 from cityloop.broker import free_port
+from cityloop.contracts import CloseCase, wire_bytes
 from cityloop.loadtest.audited import audit_in_child
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.pacing import Pacing, percentile
@@ -246,6 +254,12 @@ class Soak:
     untracked: int = 0
     """Records sent with no idempotency key (not CloudEvents): no outcome can name them."""
     observer_ready: asyncio.Event = field(default_factory=asyncio.Event)
+    close_after_s: float | None = None
+    correlation_keys: dict[str, str] = field(default_factory=dict)
+    """Case id → its correlation key, from its `CaseOpened`, until the case is closed."""
+    to_close: deque[tuple[float, str]] = field(default_factory=deque)
+    """(when, case id) of each dispatched case to close, in the order they fall due."""
+    closes_sent: int = 0
 
     def on_sent(self, key: str | None) -> None:
         self.sent += 1
@@ -313,6 +327,12 @@ class Soak:
             return
         kind = str(document.get("type"))
         self.case_events[kind] += 1
+        if self.close_after_s is not None:
+            case_id = str(document.get("case_id"))
+            if kind == "CaseOpened":
+                self.correlation_keys[case_id] = str(document.get("correlation_key"))
+            elif kind == "CaseDispatched" and case_id in self.correlation_keys:
+                self.to_close.append((seen_at + self.close_after_s, case_id))
         if kind in CASE_OUTCOMES:
             report = document.get("first_report") or document.get("report") or document
             self.on_outcome(report.get("idempotency_key"), seen_at)
@@ -337,6 +357,7 @@ class Soak:
             "outcomes": self.outcomes,
             "in_flight": sum(len(times) for times in self.pending.values()),
             "cases_opened": self.case_events["CaseOpened"],
+            "cases_closed": self.case_events["CaseClosed"],
             "case_events": sum(self.case_events.values()),
             "dead_letters": sum(self.dead_letters.values()),
             "p50_ms": round(percentile(values, 0.5), 1) if values else None,
@@ -357,6 +378,33 @@ class Soak:
             + (f" (lag: {row['lag_error']})" if "lag_error" in row else "")
         )
         return row
+
+
+async def close_cases(soak: Soak, names: Topics, city: str, stop: asyncio.Event) -> None:
+    """The city's centre closes each dispatched case once it is due (each case once)."""
+    producer = async_producer(soak.settings)
+    await producer.start()
+    try:
+        while not stop.is_set():
+            now = time.time()
+            while soak.to_close and soak.to_close[0][0] <= now:
+                _, case_id = soak.to_close.popleft()
+                key = soak.correlation_keys.pop(case_id, None)
+                if key is None:
+                    continue  # closed already (dispatched again since: escalated, re-routed)
+                command = CloseCase(
+                    command_id=f"soak-close-{case_id}",
+                    case_id=case_id,
+                    actor=f"centre:{city}",
+                    issued_at=datetime.now(UTC),
+                    reason="soak: handled",
+                )
+                await producer.send(names.case_control, key=key.encode(), value=wire_bytes(command))
+                soak.closes_sent += 1
+            await asyncio.sleep(0.2)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 async def publish_paced(soak: Soak, records: Iterator[StreamRecord], names: Topics) -> float:
@@ -404,6 +452,7 @@ async def run_soak(
     sample_s: float,
     drain_s: float,
     watched: Watched,
+    close_after_s: float | None = None,
 ) -> tuple[Soak, dict[str, float]]:
     names = topics_for(settings)
     await asyncio.to_thread(ensure_topics, settings)
@@ -417,9 +466,16 @@ async def run_soak(
         raise RuntimeError(f"the worker did not come up: {report.accounted} of 30 accounted")
     timings["warm_up_s"] = round(time.monotonic() - began, 1)
 
-    soak = Soak(settings, rate, sample_s, watched)
+    soak = Soak(settings, rate, sample_s, watched, close_after_s=close_after_s)
     stop = asyncio.Event()
     observer = asyncio.create_task(soak.observe(names, stop))
+    closer = (
+        asyncio.create_task(
+            close_cases(soak, names, load_topology(settings.topology_file).city, stop)
+        )
+        if close_after_s is not None
+        else None
+    )
     await asyncio.wait_for(soak.observer_ready.wait(), timeout=30)
     soak.started = time.monotonic()
     await soak.sample()  # the baseline row
@@ -432,7 +488,8 @@ async def run_soak(
         timings["drain_s"] = round(await drain(soak, drain_s), 1)
     finally:
         stop.set()
-        await asyncio.gather(observer, sampler, return_exceptions=True)
+        tasks = [observer, sampler] + ([closer] if closer is not None else [])
+        await asyncio.gather(*tasks, return_exceptions=True)
     soak.phase = "end"
     await soak.sample()
     return soak, timings
@@ -494,6 +551,7 @@ def summarise(
         "outcomes": soak.outcomes,
         "without_outcome": soak.sent - soak.outcomes,
         "case_events": dict(soak.case_events),
+        "closes_sent": soak.closes_sent,
         "dead_letters": dict(soak.dead_letters),
         "latency_ms": {
             "count": len(values),
@@ -599,6 +657,11 @@ def main() -> int:
     )
     parser.add_argument("--worker-pid", type=int, help="with --attach: the worker to sample")
     parser.add_argument("--api-pid", type=int, help="with --attach: the API to sample")
+    parser.add_argument(
+        "--close-after-s",
+        type=float,
+        help="close each case this long after it is dispatched, as its centre would",
+    )
     args = parser.parse_args()
     if args.minutes <= 0 or args.rate <= 0:
         parser.error("--minutes and --rate must be positive")
@@ -642,7 +705,15 @@ def main() -> int:
         pids["soak"] = os.getpid()  # this process: it shares the machine with the others
         watched = Watched(pids)
         soak, timings = asyncio.run(
-            run_soak(settings, stream, args.rate, args.sample_s, args.drain_s, watched)
+            run_soak(
+                settings,
+                stream,
+                args.rate,
+                args.sample_s,
+                args.drain_s,
+                watched,
+                args.close_after_s,
+            )
         )
         if supervisor is not None:
             # the worker is done: free its memory for the audit (the API stays: the audit
@@ -660,6 +731,9 @@ def main() -> int:
             "rate": args.rate,
             "seed": args.seed,
             "sample_s": args.sample_s,
+            "close_after_s": args.close_after_s,
+            "finished_case_hours": settings.finished_case_hours,
+            "idempotency_window_hours": settings.idempotency_window_hours,
             "stream": str(stream),
             "prefix": settings.topic_prefix,
             "attached": args.attach,
