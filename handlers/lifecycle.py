@@ -92,15 +92,13 @@ class CommandDecision:
 # --- who may act ---------------------------------------------------------------------------
 
 
-def _is_assigned(actor: str, state: CaseState) -> bool:
-    assignment = state.assignment
+def _is_assigned(actor: str, assignment: Assignment | None) -> bool:
     return assignment is not None and actor == f"dept:{assignment.lead_department}"
 
 
-def _is_coordinating(actor: str, state: CaseState, topology: Topology) -> bool:
+def _is_coordinating(actor: str, assignment: Assignment | None, topology: Topology) -> bool:
     """A duty officer of an operations centre at or above the case's handling area."""
-    assignment = state.assignment if actor.startswith("centre:") else None
-    if assignment is None:
+    if assignment is None or not actor.startswith("centre:"):
         return False
     centre_area = actor.removeprefix("centre:")
     return centre_area in topology.ancestors(assignment.handling_area)
@@ -243,10 +241,10 @@ def _apply_command(
     device_false_alarms: int,
 ) -> AbsorbReports | None:
     actor = command.actor
-    assigned = _is_assigned(actor, state)
-    coordinating = _is_coordinating(actor, state, topology)
+    assignment = state.assignment  # read back from its JSON once for the whole decision
+    assigned = _is_assigned(actor, assignment)
+    coordinating = _is_coordinating(actor, assignment, topology)
     dispatcher = _is_dispatcher(actor, state, topology)
-    assignment = state.assignment
     department = assignment.lead_department if assignment else ""
     match command:
         case DispatchCase():
@@ -323,7 +321,6 @@ def _apply_command(
             helper = topology.department(command.department)
             if helper is None:
                 raise Rejected("unknown_department", command.department)
-            assignment = state.assignment
             if assignment and command.department in (
                 assignment.lead_department,
                 *assignment.co_departments,
@@ -402,10 +399,8 @@ def _apply_command(
             _require_status(state, CaseStatus.LEAD)
             writer.add(LeadConfirmed, reason=command.reason)
             mode = mode_at(topology, modes, state.area_codes)
-            assignment = route(
-                topology, state.category_code, state.area_codes, state.severity, mode
-            )
-            dispatch(writer, topology, assignment, state.category_code, mode, "lead_confirmed")
+            routed = route(topology, state.category_code, state.area_codes, state.severity, mode)
+            dispatch(writer, topology, routed, state.category_code, mode, "lead_confirmed")
         case RejectLead():
             _require(assigned or coordinating, "the verifying community or a coordinating centre")
             _require_status(state, CaseStatus.LEAD)
