@@ -132,6 +132,10 @@ def worker_app(settings: Settings, app_id: str) -> faust.App:
         broker_heartbeat_interval=max(1.0, settings.kafka_session_timeout_s / 3),
         producer_acks=-1,
         producer_linger_ms=20,
+        # aiokafka keeps one open batch per partition and makes a send wait once it is full
+        # until the sender has taken it; at Faust's 16 KiB that is every 16 one-kilobyte
+        # records, and the worker spent about 8% more CPU per event
+        producer_max_batch_size=256 * 1024,
         autodiscover=False,
     )
 
