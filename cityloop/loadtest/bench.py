@@ -1,6 +1,7 @@
 """`cityloop bench`: in one run on one broker, the ceiling of a plain aiokafka loop doing the
 pipeline's work, the worker's sustained throughput, latency at fixed rates beside the raw
-broker's, and two workers against one; printed, and appended to docs/benchmarks.md."""
+broker's, and two workers against one (publishing beside them, and draining a backlog);
+printed, and appended to docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from cityloop.contracts import Origin, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.model import DecisionModel, run_record
 from cityloop.loadtest.pacing import Pacing, percentile
-from cityloop.loadtest.replay import ReplayReport, replay
+from cityloop.loadtest.replay import ReplayReport, idempotency_key, replay
 from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_consumer, async_producer
@@ -50,6 +51,11 @@ class BenchResult:
     """One worker draining a backlog already on the topics (as after an outage), the way the
     ceiling reads its stream: nothing is published beside it."""
     two_workers: float = 0.0
+    one_worker_warm_backlog: float = 0.0
+    """One worker, up and in its group, draining a backlog published while it was paused."""
+    two_workers_warm_backlog: float = 0.0
+    """Two workers the same way: their group settled before the backlog, so the timed drain
+    holds no rebalance, and no publisher shares the cores with them."""
     latency: dict[int, dict[str, float]] = field(default_factory=dict)
     raw_latency: dict[int, dict[str, float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -66,6 +72,12 @@ class BenchResult:
     def two_over_one(self) -> float:
         return self.two_workers / self.one_worker if self.one_worker else 0.0
 
+    @property
+    def two_over_one_warm_backlog(self) -> float:
+        if not self.one_worker_warm_backlog:
+            return 0.0
+        return self.two_workers_warm_backlog / self.one_worker_warm_backlog
+
     def to_json(self) -> dict[str, Any]:
         return {
             "events": self.events,
@@ -76,6 +88,9 @@ class BenchResult:
             "one_worker_backlog_events_per_s": round(self.one_worker_backlog, 1),
             "backlog_over_ceiling": round(self.backlog_over_ceiling, 3),
             "two_over_one": round(self.two_over_one, 3),
+            "one_worker_warm_backlog_events_per_s": round(self.one_worker_warm_backlog, 1),
+            "two_workers_warm_backlog_events_per_s": round(self.two_workers_warm_backlog, 1),
+            "two_over_one_warm_backlog": round(self.two_over_one_warm_backlog, 3),
             "latency_ms": {str(k): v for k, v in self.latency.items()},
             "raw_broker_latency_ms": {str(k): v for k, v in self.raw_latency.items()},
             "notes": self.notes,
@@ -161,22 +176,54 @@ class Drain:
         return self.done_at - self.first_output_at
 
 
+def _outputs_consumer(settings: Settings, **overrides: Any) -> Any:
+    """A group-less consumer of what the worker writes: incidents, case events, dead letters."""
+    names = Topics(settings.topic_prefix)
+    return async_consumer(
+        settings, names.incidents, names.case_events, names.dead_letters, group_id=None, **overrides
+    )
+
+
+async def _outputs_from_now(settings: Settings) -> Any:
+    """A started consumer of the worker's outputs at their end offsets as they are now, so that
+    a drain sees only what is written after this (not a warm-up's outputs)."""
+    consumer = _outputs_consumer(settings, auto_offset_reset="latest", fetch_max_wait_ms=50)
+    await consumer.start()
+    deadline = time.monotonic() + 15
+    # no group: the client assigns itself every partition once metadata arrives
+    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    await consumer.seek_to_end()
+    for partition in consumer.assignment():
+        await consumer.position(partition)  # resolve the end now, not at the first fetch
+    return consumer
+
+
 async def drain(
-    settings: Settings, expected: int, timeout_s: float, on_first: Callable[[], None] = lambda: None
+    settings: Settings,
+    expected: int,
+    timeout_s: float,
+    on_first: Callable[[], None] = lambda: None,
+    consumer: Any | None = None,
+    only: Collection[str] | None = None,
 ) -> Drain:
     """Watch the worker's outputs until `expected` source records are accounted for (a report
     on a case, an exact duplicate, or a dead letter) on the case-event and dead-letter topics;
-    `on_first` is called when its first output (an incident, too) arrives."""
+    `on_first` is called when its first output (an incident, too) arrives. The outputs are read
+    from the earliest offset, or from where `consumer` (started, `_outputs_from_now`) stands;
+    either way the consumer is stopped when the drain ends.
+
+    With `only` (idempotency keys), a report or duplicate of another record is not counted: a
+    case opened before the drain names its first report in the events of reports joining it.
+    A dead letter is always of a record read in the drain, so always counted."""
     names = Topics(settings.topic_prefix)
-    consumer = async_consumer(
-        settings,
-        names.incidents,
-        names.case_events,
-        names.dead_letters,
-        group_id=None,
-        auto_offset_reset="earliest",
-    )
-    await consumer.start()
+
+    def counted(report: dict[str, Any]) -> bool:
+        return only is None or report.get("idempotency_key") in only
+
+    if consumer is None:
+        consumer = _outputs_consumer(settings, auto_offset_reset="earliest")
+        await consumer.start()
     keys: set[str] = set()
     decisions = DecisionAssembler()  # one for the run: a decision may span two fetches
     first: float | None = None
@@ -197,9 +244,9 @@ async def drain(
                     if record.topic == names.dead_letters:
                         keys.add(f"dl:{body.get('origin')}")
                     for name in ("first_report", "report"):
-                        if isinstance(body.get(name), dict):
+                        if isinstance(body.get(name), dict) and counted(body[name]):
                             keys.add(body[name]["idempotency_key"] + str(body[name]["origin"]))
-                    if body.get("type") == "DuplicateReceived":
+                    if body.get("type") == "DuplicateReceived" and counted(body):
                         keys.add(body["idempotency_key"] + str(body.get("origin")))
         return Drain(first or last, last, len(keys))
     finally:
@@ -342,6 +389,107 @@ async def _warm_up(settings: Settings, topology: Topology, seed: int) -> None:
         raise RuntimeError(f"the worker did not come up: {report.accounted}/{len(records)}")
 
 
+def _worker_group(settings: Settings) -> str:
+    """The consumer group of `cityloop worker`: its Faust app id."""
+    return f"{settings.topic_prefix}-worker"
+
+
+async def _stable_members(settings: Settings) -> frozenset[str] | None:
+    """The member ids of the workers' group while it is stable (every member has its partitions:
+    the coordinator is not between a join and the assignment), None while it is not.
+
+    Asked with aiokafka's admin client: kafka-python's `describe_groups` always asks for the
+    authorized operations, and cannot decode the embedded broker's answer to that."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    group = _worker_group(settings)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await admin.start()
+    try:
+        responses = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    for response in responses:
+        # (error_code, group_id, state, protocol_type, protocol, members, ...) in every version;
+        # a member's id comes first in its tuple
+        for error_code, group_id, state, _type, _protocol, members, *_ in response.groups:
+            if group_id == group and error_code == 0 and state == "Stable":
+                return frozenset(member[0] for member in members)
+    return None
+
+
+async def _settled_group(settings: Settings, count: int, timeout_s: float = 120) -> frozenset[str]:
+    """Wait until all `count` workers are in their group, stable; their member ids."""
+    from aiokafka.errors import KafkaError
+
+    deadline = time.monotonic() + timeout_s
+    members: frozenset[str] | None = None
+    while time.monotonic() < deadline:
+        try:
+            members = await _stable_members(settings)
+        except KafkaError:  # no coordinator for a group not formed yet
+            members = None
+        if members is not None and len(members) == count:
+            return members
+        await asyncio.sleep(0.5)
+    raise RuntimeError(f"{count} workers did not settle in their group: {members}")
+
+
+@contextmanager
+def _paused(processes: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """The workers stopped (SIGSTOP) for the block: what is published meanwhile waits for them
+    as a backlog does, and the publisher does not share the cores with them. Kept short (a
+    backlog of 10,000 records is on the topics in well under a second) against the group's
+    session timeout: a member that misses its heartbeats for that long is put out of it."""
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
+
+
+async def _backlog_throughput(
+    settings: Settings,
+    topology: Topology,
+    records: list[StreamRecord],
+    count: int,
+    data_dir: Path,
+    warm_up_seed: int,
+) -> tuple[float, list[str]]:
+    """`count` warm workers draining `records` published as a backlog: events per second from
+    their first output to the last record accounted for, and what went wrong (for the notes).
+
+    The timed drain must hold no group rebalance (one in a drain of seconds would be most of
+    it), so the workers first settle in their group (stable, all `count` members) and then
+    answer a warm-up, which shows each has started on its partitions. They are paused while
+    the backlog is published and let go together; the drain reads only what is written after
+    the pause began, and counts only the backlog's records (not the warm-up's first reports of
+    cases the backlog joins). The group's members are compared after the drain: a member that
+    joined, left or was put out of the group in between has a new id or none."""
+    await asyncio.to_thread(ensure_topics, settings)
+    backlog = {key for record in records if (key := idempotency_key(record)) is not None}
+    problems: list[str] = []
+    with workers(settings, count, data_dir) as processes:
+        await _settled_group(settings, count)
+        await _warm_up(settings, topology, warm_up_seed)
+        members = await _settled_group(settings, count)
+        with _paused(processes):
+            outputs = await _outputs_from_now(settings)
+            try:
+                await _preload(settings, records, Topics(settings.topic_prefix))
+            except BaseException:
+                await outputs.stop()
+                raise
+        drained = await drain(settings, len(records), 300, consumer=outputs, only=backlog)
+        if await _stable_members(settings) != members:
+            problems.append(f"the group of {count} changed during the backlog's drain")
+    if drained.accounted < len(records):
+        problems.append(f"{len(records) - drained.accounted} of the backlog unaccounted")
+    return (len(records) / drained.seconds if drained.seconds else 0.0), problems
+
+
 async def _pipeline_throughput(
     settings: Settings, topology: Topology, events: int, seed: int, timeout_s: float
 ) -> ReplayReport:
@@ -408,6 +556,27 @@ async def run_bench(
         if report.unaccounted:
             result.notes.append(f"two workers left {report.unaccounted} unaccounted")
         console.print(f"  {report.throughput:,.0f} events/s")
+
+    # one and two workers on the same backlog by the same procedure: scale-out like for like
+    records = _stream(topology, events, seed + 4)
+    console.print(f"[bold]one warm worker, a backlog[/]: {events} events published while paused")
+    one_warm = _settings_for(base, f"bench-{run}-one-warm-backlog")
+    result.one_worker_warm_backlog, problems = await _backlog_throughput(
+        one_warm, topology, records, 1, data_dir, seed + 504
+    )
+    result.notes += [f"one warm worker: {problem}" for problem in problems]
+    console.print(f"  {result.one_worker_warm_backlog:,.0f} events/s")
+
+    console.print(f"[bold]two warm workers, a backlog[/]: {events} events published while paused")
+    two_warm = _settings_for(base, f"bench-{run}-two-warm-backlog")
+    result.two_workers_warm_backlog, problems = await _backlog_throughput(
+        two_warm, topology, records, 2, data_dir, seed + 504
+    )
+    result.notes += [f"two warm workers: {problem}" for problem in problems]
+    console.print(
+        f"  {result.two_workers_warm_backlog:,.0f} events/s "
+        f"(two / one {result.two_over_one_warm_backlog:.2f})"
+    )
     return result
 
 
@@ -422,15 +591,18 @@ def markdown_row(result: BenchResult, when: datetime, mode: str) -> str:
         f"| {when:%Y-%m-%d %H:%M} | {mode} | {result.events:,} | {result.ceiling:,.0f} | "
         f"{result.one_worker:,.0f} | {result.pipeline_over_ceiling:.3f} | "
         f"{result.two_workers:,.0f} | {result.two_over_one:.2f} | {latencies} | "
-        f"{result.one_worker_backlog:,.0f} ({result.backlog_over_ceiling:.3f}) |"
+        f"{result.one_worker_backlog:,.0f} ({result.backlog_over_ceiling:.3f}) | "
+        f"{result.one_worker_warm_backlog:,.0f} | "
+        f"{result.two_workers_warm_backlog:,.0f} ({result.two_over_one_warm_backlog:.2f}) |"
     )
 
 
 TABLE_HEADER = (
     "| run | mode | events | ceiling (ev/s) | 1 worker (ev/s) | pipeline / ceiling | "
     "2 workers (ev/s) | 2 / 1 | p99 ms at 100/s: pipeline / raw | at 1,000/s | at 5,000/s | "
-    "1 worker, a backlog (ev/s, / ceiling) |\n"
-    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
+    "1 worker, a backlog (ev/s, / ceiling) | 1 warm worker, a backlog (ev/s) | "
+    "2 warm workers, a backlog (ev/s, 2 / 1) |\n"
+    "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n"
 )
 SECTION_TITLE = "## Load testing: `cityloop bench`"
 
@@ -505,6 +677,9 @@ def bench(
         f"({result.backlog_over_ceiling:.3f} of the ceiling)"
         f" · [bold]two workers[/] {result.two_workers:,.0f} ev/s (two / one "
         f"{result.two_over_one:.2f})"
+        f" · [bold]warm workers, a backlog[/] one {result.one_worker_warm_backlog:,.0f} ev/s, two "
+        f"{result.two_workers_warm_backlog:,.0f} ev/s (two / one "
+        f"{result.two_over_one_warm_backlog:.2f})"
     )
     for rate in RATES:
         if rate in result.latency:

@@ -36,12 +36,20 @@ def test_the_bench_measures_every_phase_and_appends_a_row(tmp_path: Path) -> Non
         "one_worker_events_per_s",
         "one_worker_backlog_events_per_s",
         "two_workers_events_per_s",
+        "one_worker_warm_backlog_events_per_s",
+        "two_workers_warm_backlog_events_per_s",
     ):
         assert figures[name] > 0, name
     assert figures["backlog_over_ceiling"] == pytest.approx(
         figures["one_worker_backlog_events_per_s"] / figures["ceiling_events_per_s"], abs=1e-3
     )
-    assert figures["notes"] == []  # nothing left unaccounted in any throughput run
+    assert figures["two_over_one_warm_backlog"] == pytest.approx(
+        figures["two_workers_warm_backlog_events_per_s"]
+        / figures["one_worker_warm_backlog_events_per_s"],
+        abs=1e-3,
+    )
+    # nothing left unaccounted in any throughput run, and no warm group changed in its drain
+    assert figures["notes"] == []
     assert set(figures["latency_ms"]) == {"100", "1000", "5000"}
     lines = docs.read_text(encoding="utf-8").splitlines()
     header = next(line for line in lines if line.startswith("| run |"))
