@@ -44,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import handlers.book
 from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.settings import Settings
@@ -229,7 +230,16 @@ def main() -> None:
     parser.add_argument(
         "--memory", action="store_true", help="what the case book holds after the stream instead"
     )
+    parser.add_argument(
+        "--index-from",
+        type=int,
+        default=None,
+        help="open cases a correlation key holds before it is indexed (handlers/nearby.py); "
+        "a huge number measures every open case against every incident, as before the index",
+    )
     args = parser.parse_args()
+    if args.index_from is not None:
+        handlers.book.INDEX_FROM = args.index_from
 
     topology = load_topology()
     if args.storm:

@@ -32,7 +32,8 @@ from cityloop.contracts import (
     ReportAttached,
 )
 from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, micros, report_of
-from handlers.correlate import CorrelationDecision, SeenReport, correlate
+from handlers.correlate import CorrelationDecision, Probe, SeenReport, correlate
+from handlers.nearby import INDEX_FROM, KeyIndex, search_radius
 from topology import Topology
 
 
@@ -107,6 +108,9 @@ class CaseBook:
         self._seen_before: Seen = {}
         # correlation key -> its open cases, by case id, in the order they were opened
         self._open: dict[str, dict[str, CaseState]] = defaultdict(dict)
+        # correlation key -> where its open cases lie, for a key with many (handlers/nearby.py);
+        # derived from `_open` when first asked, so neither copied nor written in a snapshot
+        self._nearby: dict[str, KeyIndex] = {}
         self._devices: dict[str, str] = {}
         self._false_alarms: dict[str, int] = {}
         # commands applied, as 64-bit digests of their ids (a third of the memory of the ids)
@@ -132,6 +136,8 @@ class CaseBook:
         for name, value in self.__dict__.items():
             if name == "_open":  # a dict of dicts: each inner one copied too
                 value = defaultdict(dict, {key: cases.copy() for key, cases in value.items()})
+            elif name == "_nearby":
+                value = {}
             elif isinstance(value, dict | list | set):
                 value = value.copy()
             twin.__dict__[name] = value
@@ -145,7 +151,7 @@ class CaseBook:
         their states come with `cases`. Without its archive, which the loader attaches."""
         whole: dict[str, object] = {}
         for name, value in self.__dict__.items():
-            if name == "archive":
+            if name in ("archive", "_nearby"):
                 continue
             if name == "_open":
                 value = {key: list(cases) for key, cases in self._open.items()}
@@ -180,6 +186,7 @@ class CaseBook:
         book._open = defaultdict(dict)
         for key, ids in open_ids.items():
             book._open[key] = {case_id: cases[case_id] for case_id in ids}
+        book._nearby = {}
         book.archive = NoArchive()
         return book
 
@@ -235,15 +242,23 @@ class CaseBook:
                 self._applied_commands.add(_command_mark(event.caused_by))
             if type(event) is LeadRejected and event.device_id:
                 self._false_alarms[event.device_id] = event.device_false_alarms
+        key = state.correlation_key
         if state.is_open:
-            self._open[state.correlation_key][state.case_id] = state
+            self._open[key][state.case_id] = state
+            nearby = self._nearby.get(key)
+            if nearby is not None:
+                nearby.place(state)
             self._track_deadline(state, _earliest_deadline(state))
         else:
-            open_here = self._open.get(state.correlation_key)
+            open_here = self._open.get(key)
             if open_here is not None:
                 open_here.pop(state.case_id, None)
+                nearby = self._nearby.get(key)
+                if nearby is not None:
+                    nearby.remove(state.case_id)
                 if not open_here:
-                    del self._open[state.correlation_key]
+                    del self._open[key]
+                    self._nearby.pop(key, None)
             self._deadline_of.pop(state.case_id, None)
             heappush(self._finished, (micros(state.updated_at), state.case_id))
 
@@ -294,7 +309,7 @@ class CaseBook:
             incident,
             seen,
             self.case(seen.case_id) if seen else None,
-            self.open_in(key),
+            self._candidates(key, topology),
             self.device_case(incident.device_id),
             topology,
             modes,
@@ -318,6 +333,34 @@ class CaseBook:
     def open_in(self, correlation_key: str) -> list[CaseState]:
         open_cases = self._open.get(correlation_key)
         return list(open_cases.values()) if open_cases else []
+
+    def _candidates(
+        self, key: str, topology: Topology
+    ) -> list[CaseState] | Callable[[Probe], list[CaseState]]:
+        """The open cases of a key an incident is measured against: all of them while they are
+        few, else those its probe could join, by the key's index (built when first needed)."""
+        open_cases = self._open.get(key)
+        if not open_cases:
+            return []
+        if len(open_cases) < INDEX_FROM and key not in self._nearby:
+            return list(open_cases.values())
+        nearby = self._nearby.get(key)
+        if nearby is None or nearby.topology is not topology:
+            nearby = self._nearby[key] = KeyIndex(topology)
+            for state in open_cases.values():
+                nearby.place(state)
+
+        def near(probe: Probe) -> list[CaseState]:
+            ids = nearby.near(
+                probe.point,
+                probe.precise,
+                probe.category_code,
+                probe.communities,
+                search_radius(topology, probe.category_code),
+            )
+            return [open_cases[case_id] for case_id in ids]
+
+        return near
 
     def device_case(self, device_id: str | None) -> CaseState | None:
         return self.case(self._devices.get(device_id)) if device_id else None

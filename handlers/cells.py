@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 
-from cityloop.contracts import GeoPoint, Incident
+from cityloop.contracts import AreaLevel, GeoPoint, Incident
 from topology import Topology
 
 CELL_DEGREES = 0.05
@@ -96,3 +96,9 @@ def correlation_key(topology: Topology, incident: Incident) -> str:
         return f"{family}|area:{incident.area_codes[0]}"
     row, col = _owner_row_col(point, _family_radius(topology, family))  # no `Cell` to build
     return f"{family}|{row}|{col}"
+
+
+@lru_cache(maxsize=4096)
+def communities_of(topology: Topology, area_codes: tuple[str, ...]) -> frozenset[str]:
+    """The communities the areas lie in (an area above community level stands for itself)."""
+    return frozenset(topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in area_codes)

@@ -4,7 +4,7 @@ open case, or nothing new — and say why with a named reason."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -35,7 +35,7 @@ from cityloop.contracts import (
     TriageDecision,
 )
 from handlers.case import OPEN_STATUSES, CaseState, CaseStatus, EventWriter, micros
-from handlers.cells import correlation_key, family_of, reference_point
+from handlers.cells import communities_of, correlation_key, family_of, reference_point
 from handlers.triage import desk_for, dispatch_deadline
 from topology import Topology, UnroutableError, route
 from topology.geo import distance_m
@@ -278,14 +278,8 @@ def _radius(topology: Topology, category_code: str) -> float:
     return category.correlation.radius_m if category else 0.0
 
 
-@lru_cache(maxsize=4096)
-def _communities(topology: Topology, area_codes: tuple[str, ...]) -> frozenset[str]:
-    """The communities the areas lie in (an area above community level stands for itself)."""
-    return frozenset(topology.ancestor_at(code, AreaLevel.COMMUNITY) or code for code in area_codes)
-
-
 @dataclass(slots=True)  # not frozen: a frozen dataclass sets each field through
-class _Probe:  # object.__setattr__, 0.9 µs a probe against 0.2; it is built once and only read
+class Probe:  # object.__setattr__, 0.9 µs a probe against 0.2; it is built once and only read
     """What every candidate case is measured against: the incident's side, worked out once."""
 
     incident: Incident
@@ -301,9 +295,9 @@ class _Probe:  # object.__setattr__, 0.9 µs a probe against 0.2; it is built on
 
 def _probe(
     topology: Topology, incident: Incident, place: tuple[GeoPoint | None, bool] | None = None
-) -> _Probe:
+) -> Probe:
     point, precise = place or reference_point(topology, incident)
-    return _Probe(
+    return Probe(
         incident,
         incident.category_code,
         family_of(topology, incident.category_code),
@@ -312,11 +306,11 @@ def _probe(
         _radius(topology, incident.category_code),
         _window_us(topology, incident.category_code),
         micros(incident.occurred_at),
-        _communities(topology, tuple(incident.area_codes)),
+        communities_of(topology, tuple(incident.area_codes)),
     )
 
 
-def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
+def _match(topology: Topology, case: CaseState, probe: Probe) -> float | None:
     """`match_distance` against a probe: the cheap tests first, most candidates fail on
     distance. A candidate of the incident's own category (the usual one) takes the probe's
     radius and window as they are."""
@@ -343,7 +337,7 @@ def _match(topology: Topology, case: CaseState, probe: _Probe) -> float | None:
         return distance if _in_window(case, probe.occurred_us, window) else None
     if (
         same_category
-        and not _communities(topology, tuple(case.area_codes)).isdisjoint(probe.communities)
+        and not communities_of(topology, tuple(case.area_codes)).isdisjoint(probe.communities)
         and _in_window(case, probe.occurred_us, probe.window_us)  # one category: one window
     ):
         # a report placed only by its area cannot be measured: the same matter in the same
@@ -433,7 +427,7 @@ def correlate(
     incident: Incident,
     seen: SeenReport | None,
     seen_case: CaseState | None,
-    candidates: Sequence[CaseState],
+    candidates: Sequence[CaseState] | Callable[[Probe], Iterable[CaseState]],
     device_case: CaseState | None,
     topology: Topology,
     modes: Mapping[str, Mode],
@@ -442,7 +436,9 @@ def correlate(
     """What one incident does.
 
     `seen`/`seen_case`: what the dedup index has of its idempotency key; `candidates`: the open
-    cases of its correlation key; `device_case`: the last case its device (if any) raised."""
+    cases of its correlation key, or what gives those of them the incident could join, asked
+    with its probe (the case book's index, handlers/nearby.py); `device_case`: the last case its
+    device (if any) raised."""
     if seen is not None:
         if incident.origin is not None and seen.origin == incident.origin:
             return CorrelationDecision(CorrelationReason.REPLAYED_RECORD, seen.case_id, ())
@@ -474,7 +470,7 @@ def correlate(
     probe = _probe(topology, incident)
     scored = [
         (distance, case.opened_at, case.case_id, case)
-        for case in candidates
+        for case in (candidates(probe) if callable(candidates) else candidates)
         if (distance := _match(topology, case, probe)) is not None
     ]
     if scored:
