@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import handlers.book
+import handlers.nearby
 from cityloop.contracts import GeoPoint, Incident, Mode, Origin, Source, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.settings import Settings
@@ -239,7 +239,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.index_from is not None:
-        handlers.book.INDEX_FROM = args.index_from
+        handlers.nearby.INDEX_FROM = args.index_from
 
     topology = load_topology()
     if args.storm:

@@ -31,9 +31,10 @@ from cityloop.contracts import (
     Origin,
     ReportAttached,
 )
+from handlers import nearby
 from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, micros, report_of
 from handlers.correlate import CorrelationDecision, Probe, SeenReport, correlate
-from handlers.nearby import INDEX_FROM, KeyIndex, search_radius
+from handlers.nearby import KeyIndex, search_radius
 from topology import Topology
 
 
@@ -245,17 +246,17 @@ class CaseBook:
         key = state.correlation_key
         if state.is_open:
             self._open[key][state.case_id] = state
-            nearby = self._nearby.get(key)
-            if nearby is not None:
-                nearby.place(state)
+            index = self._nearby.get(key)
+            if index is not None:
+                index.place(state)
             self._track_deadline(state, _earliest_deadline(state))
         else:
             open_here = self._open.get(key)
             if open_here is not None:
                 open_here.pop(state.case_id, None)
-                nearby = self._nearby.get(key)
-                if nearby is not None:
-                    nearby.remove(state.case_id)
+                index = self._nearby.get(key)
+                if index is not None:
+                    index.remove(state.case_id)
                 if not open_here:
                     del self._open[key]
                     self._nearby.pop(key, None)
@@ -342,16 +343,16 @@ class CaseBook:
         open_cases = self._open.get(key)
         if not open_cases:
             return []
-        if len(open_cases) < INDEX_FROM and key not in self._nearby:
+        if len(open_cases) < nearby.INDEX_FROM and key not in self._nearby:
             return list(open_cases.values())
-        nearby = self._nearby.get(key)
-        if nearby is None or nearby.topology is not topology:
-            nearby = self._nearby[key] = KeyIndex(topology)
+        index = self._nearby.get(key)
+        if index is None or index.topology is not topology:
+            index = self._nearby[key] = KeyIndex(topology)
             for state in open_cases.values():
-                nearby.place(state)
+                index.place(state)
 
         def near(probe: Probe) -> list[CaseState]:
-            ids = nearby.near(
+            ids = index.near(
                 probe.point,
                 probe.precise,
                 probe.category_code,

@@ -63,7 +63,18 @@ class Up:
         return left
 
     def open_ports(self) -> list[str]:
-        return [name for name, port in self.ports.items() if port_open("127.0.0.1", port)]
+        """The ports of this `up` something still listens on, but for one that another process
+        of the machine listens on now: a port `free_port` gave this test is free again once
+        `up` is gone, and a test running beside this one may have been given it since."""
+        return [
+            name
+            for name, port in self.ports.items()
+            if port_open("127.0.0.1", port) and not self._taken_by_another(port)
+        ]
+
+    def _taken_by_another(self, port: int) -> bool:
+        owners = _listeners(port)
+        return bool(owners) and not any(self.marker.encode() in _environ(pid) for pid in owners)
 
     def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         """Signal `up` alone (as a service manager does) and wait for it to exit."""
@@ -150,3 +161,41 @@ def start_up(
             raise AssertionError(f"up did not come up:\n{up.output()[-3000:]}")
         time.sleep(0.2)
     return up
+
+
+def _listening_inodes(port: int) -> set[str]:
+    """The socket inodes listening on `port` (TCP, v4 and v6), from /proc/net."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, state, inode = fields[1], fields[3], fields[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:  # 0A: LISTEN
+                inodes.add(inode)
+    return inodes
+
+
+def _listeners(port: int) -> list[int]:
+    """The processes holding a socket that listens on `port`."""
+    inodes = {f"socket:[{inode}]" for inode in _listening_inodes(port)}
+    owners = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                owners.append(int(entry.name))
+        except OSError:
+            continue
+    return owners
+
+
+def _environ(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return b""

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-import handlers.book
+import handlers.nearby
 from cityloop.contracts import GeoPoint
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from handlers.case import CaseState
@@ -122,7 +122,7 @@ def _decisions(topology: Topology, swap_at: int | None = None) -> list[bytes]:
 @pytest.fixture
 def index_from(monkeypatch: pytest.MonkeyPatch) -> Any:
     def choose(open_cases: int) -> None:
-        monkeypatch.setattr(handlers.book, "INDEX_FROM", open_cases)
+        monkeypatch.setattr(handlers.nearby, "INDEX_FROM", open_cases)
 
     return choose
 

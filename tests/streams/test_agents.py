@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from faust.types import Message
 
-from cityloop.contracts import CASE_EVENT_ADAPTER, DeadLetter, Incident, Source
+from cityloop.contracts import CASE_EVENT_ADAPTER, CommandOutcome, DeadLetter, Incident, Source
 from cityloop.settings import Settings
 from handlers.classifier import TextClassifier, default_model_path
 from handlers.partition import CasePartition, Destination, Send
@@ -193,3 +193,37 @@ async def test_an_agent_that_asks_second_waits_for_the_published_topology(
 
 async def _set(event: asyncio.Event) -> None:
     event.set()
+
+
+async def test_published_versions_replace_the_current_ones_and_broken_ones_are_refused(
+    tmp_path: Path, classifier: TextClassifier
+) -> None:
+    """The topology and classifier agents: each version published on its topic is adopted, a
+    version that does not load is refused with its reason and the current one is kept; either
+    way the operators get an outcome."""
+    worker, sent = ready_worker(tmp_path, classifier)
+    published = tiny_topology_path().read_text().replace("version: tiny-1", "version: tiny-2")
+    model_version = worker.classifier.current.version
+
+    def outcomes() -> list[CommandOutcome]:
+        return [
+            CommandOutcome.model_validate_json(send.value)
+            for send in sent
+            if send.to is Destination.COMMAND_OUTCOMES
+        ]
+
+    async with worker.app.agents["topology-versions"].test_context() as agent:
+        await put(agent, worker.names.topology, published.encode(), None, 0)
+        await until(lambda: len(outcomes()) >= 1)
+        await put(agent, worker.names.topology, b"areas: [not, a, topology", None, 1)
+        await until(lambda: len(outcomes()) >= 2)
+    async with worker.app.agents["classifier-versions"].test_context() as agent:
+        await put(agent, worker.names.classifier, b"not a model", None, 0)
+        await until(lambda: len(outcomes()) >= 3)
+
+    adopted, broken_topology, broken_model = outcomes()
+    assert adopted.applied and adopted.command_type == "publish_topology"
+    assert not broken_topology.applied and broken_topology.reason.startswith("invalid:")
+    assert str(worker.topology.current.version) == "tiny-2"  # the good one stayed
+    assert not broken_model.applied and broken_model.command_type == "publish_classifier"
+    assert worker.classifier.current.version == model_version
