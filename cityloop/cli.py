@@ -98,9 +98,11 @@ def worker(
 
     configure_logging(log_level, role="worker")
     stop_with_supervisor()
+    from streams.event_loop import use_the_fastest_loop
     from streams.garbage import leave_the_oldest_generation
 
     leave_the_oldest_generation()
+    use_the_fastest_loop()
     settings = get_settings()
     from streams.topic_watch import forget_committed_offsets, watch_for_topic_loss
     from streams.topics import ensure_topics
