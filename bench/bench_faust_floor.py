@@ -38,6 +38,7 @@ from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.loadtest.bench import _preload, _stream, drain, workers
 from cityloop.settings import Settings
 from streams.clients import async_consumer
+from streams.event_loop import use_the_fastest_loop
 from streams.topics import Topics, ensure_topics
 from topology import load_topology
 
@@ -195,4 +196,5 @@ if __name__ == "__main__":
         parser.add_argument("--seed", type=int, default=3)
         parser.add_argument("--worker", action="store_true", help="the real worker beside it")
         arguments = parser.parse_args()
+        use_the_fastest_loop()  # the floor on the loop the worker runs on
         asyncio.run(main(arguments.events, arguments.runs, arguments.seed, arguments.worker))

@@ -23,6 +23,7 @@ from pathlib import Path
 from cityloop.broker import EmbeddedBroker, free_port
 from cityloop.loadtest.bench import _preload, _stream, ceiling, drain, workers
 from cityloop.settings import Settings
+from streams.event_loop import use_the_fastest_loop
 from streams.topics import Topics, ensure_topics
 from topology import load_topology
 
@@ -92,4 +93,5 @@ if __name__ == "__main__":
         "to compare versions under the same bench",
     )
     arguments = parser.parse_args()
+    use_the_fastest_loop()  # the ceiling on the loop the worker runs on
     asyncio.run(main(arguments.events, arguments.profile, arguments.seed, arguments.worker_code))

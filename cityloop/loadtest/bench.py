@@ -34,6 +34,7 @@ from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_consumer, async_producer
 from streams.decisions import DecisionAssembler
+from streams.event_loop import use_the_fastest_loop
 from streams.topics import Topics, ensure_topics
 from topology import Topology, load_topology
 
@@ -663,6 +664,7 @@ def bench(
             broker = EmbeddedBroker(port=free_port()).start()
             base = base.model_copy(update={"kafka_bootstrap_servers": broker.bootstrap})
         try:
+            use_the_fastest_loop()  # the ceiling on the loop the worker runs on
             result = asyncio.run(run_bench(base, events, rate_seconds, seed, Path(scratch)))
         finally:
             if broker is not None:
