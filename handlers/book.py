@@ -33,8 +33,9 @@ from cityloop.contracts import (
 )
 from handlers import nearby
 from handlers.case import CaseChange, CaseState, OutOfOrderEvent, apply, micros, report_of
+from handlers.cells import family_radius
 from handlers.correlate import CorrelationDecision, Probe, SeenReport, correlate
-from handlers.nearby import KeyIndex, search_radius
+from handlers.nearby import KeyIndex
 from topology import Topology
 
 
@@ -331,10 +332,6 @@ class CaseBook:
                 heappush(self._finished, (micros(state.updated_at), case_id))
         return state
 
-    def open_in(self, correlation_key: str) -> list[CaseState]:
-        open_cases = self._open.get(correlation_key)
-        return list(open_cases.values()) if open_cases else []
-
     def _candidates(
         self, key: str, topology: Topology
     ) -> list[CaseState] | Callable[[Probe], list[CaseState]]:
@@ -357,7 +354,7 @@ class CaseBook:
                 probe.precise,
                 probe.category_code,
                 probe.communities,
-                search_radius(topology, probe.category_code),
+                family_radius(topology, probe.family),
             )
             return [open_cases[case_id] for case_id in ids]
 

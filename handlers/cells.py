@@ -60,7 +60,9 @@ def _owner_row_col(point: GeoPoint, radius_m: float) -> tuple[int, int]:
 
 
 @lru_cache(maxsize=64)
-def _family_radius(topology: Topology, family: str) -> float:
+def family_radius(topology: Topology, family: str) -> float:
+    """The widest correlation radius of a family's categories: how far apart two of its
+    reports may be and still be one matter."""
     return max(
         (c.correlation.radius_m for c in topology.categories.values() if c.family == family),
         default=0.0,
@@ -94,7 +96,7 @@ def correlation_key(topology: Topology, incident: Incident) -> str:
     point, _ = reference_point(topology, incident)
     if point is None:
         return f"{family}|area:{incident.area_codes[0]}"
-    row, col = _owner_row_col(point, _family_radius(topology, family))  # no `Cell` to build
+    row, col = _owner_row_col(point, family_radius(topology, family))  # no `Cell` to build
     return f"{family}|{row}|{col}"
 
 

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from functools import lru_cache
 from typing import Any
 
 from cityloop.contracts import GeoPoint
 from handlers.case import CaseState
-from handlers.cells import communities_of, family_of
+from handlers.cells import communities_of
 from topology import Topology
 from topology.geo import EARTH_RADIUS_M
 
@@ -60,20 +59,6 @@ def cells_within(point: GeoPoint, radius_m: float) -> Iterator[Cell]:
     for row in range(south, north + 1):
         for column in range(west, east + 1):
             yield row, column
-
-
-@lru_cache(maxsize=1024)
-def search_radius(topology: Topology, category_code: str) -> float:
-    """How far a precise report of this category may be from a case it joins: the widest radius
-    in its family (a case of another category of the family is measured by the larger of the
-    two radii)."""
-    family = family_of(topology, category_code)
-    own = topology.category(category_code)
-    widest = own.correlation.radius_m if own is not None else 0.0
-    for category in topology.categories.values():
-        if category.family == family:
-            widest = max(widest, category.correlation.radius_m)
-    return widest
 
 
 class KeyIndex:

@@ -29,7 +29,7 @@ from cityloop.contracts import Origin, wire_bytes
 from cityloop.loadtest.generate import ScenarioConfig, generate
 from cityloop.loadtest.model import DecisionModel, run_record
 from cityloop.loadtest.pacing import Pacing, percentile
-from cityloop.loadtest.replay import ReplayReport, idempotency_key, replay
+from cityloop.loadtest.replay import ReplayReport, idempotency_key, positioned_observer, replay
 from cityloop.loadtest.streamfile import StreamRecord
 from cityloop.settings import Settings, get_settings
 from streams.clients import async_consumer, async_producer
@@ -177,29 +177,6 @@ class Drain:
         return self.done_at - self.first_output_at
 
 
-def _outputs_consumer(settings: Settings, **overrides: Any) -> Any:
-    """A group-less consumer of what the worker writes: incidents, case events, dead letters."""
-    names = Topics(settings.topic_prefix)
-    return async_consumer(
-        settings, names.incidents, names.case_events, names.dead_letters, group_id=None, **overrides
-    )
-
-
-async def _outputs_from_now(settings: Settings) -> Any:
-    """A started consumer of the worker's outputs at their end offsets as they are now, so that
-    a drain sees only what is written after this (not a warm-up's outputs)."""
-    consumer = _outputs_consumer(settings, auto_offset_reset="latest", fetch_max_wait_ms=50)
-    await consumer.start()
-    deadline = time.monotonic() + 15
-    # no group: the client assigns itself every partition once metadata arrives
-    while not consumer.assignment() and time.monotonic() < deadline:  # noqa: ASYNC110
-        await asyncio.sleep(0.05)
-    await consumer.seek_to_end()
-    for partition in consumer.assignment():
-        await consumer.position(partition)  # resolve the end now, not at the first fetch
-    return consumer
-
-
 async def drain(
     settings: Settings,
     expected: int,
@@ -211,7 +188,7 @@ async def drain(
     """Watch the worker's outputs until `expected` source records are accounted for (a report
     on a case, an exact duplicate, or a dead letter) on the case-event and dead-letter topics;
     `on_first` is called when its first output (an incident, too) arrives. The outputs are read
-    from the earliest offset, or from where `consumer` (started, `_outputs_from_now`) stands;
+    from the earliest offset, or from where `consumer` (started, `positioned_observer`) stands;
     either way the consumer is stopped when the drain ends.
 
     With `only` (idempotency keys), a report or duplicate of another record is not counted: a
@@ -223,7 +200,14 @@ async def drain(
         return only is None or report.get("idempotency_key") in only
 
     if consumer is None:
-        consumer = _outputs_consumer(settings, auto_offset_reset="earliest")
+        consumer = async_consumer(
+            settings,
+            names.incidents,
+            names.case_events,
+            names.dead_letters,
+            group_id=None,
+            auto_offset_reset="earliest",
+        )
         await consumer.start()
     keys: set[str] = set()
     decisions = DecisionAssembler()  # one for the run: a decision may span two fetches
@@ -472,14 +456,18 @@ async def _backlog_throughput(
     await asyncio.to_thread(ensure_topics, settings)
     backlog = {key for record in records if (key := idempotency_key(record)) is not None}
     problems: list[str] = []
+    names = Topics(settings.topic_prefix)
     with workers(settings, count, data_dir) as processes:
         await _settled_group(settings, count)
         await _warm_up(settings, topology, warm_up_seed)
         members = await _settled_group(settings, count)
         with _paused(processes):
-            outputs = await _outputs_from_now(settings)
+            # the drain sees only what is written from here (not the warm-up's outputs)
+            outputs = await positioned_observer(
+                settings, [names.incidents, names.case_events, names.dead_letters]
+            )
             try:
-                await _preload(settings, records, Topics(settings.topic_prefix))
+                await _preload(settings, records, names)
             except BaseException:
                 await outputs.stop()
                 raise

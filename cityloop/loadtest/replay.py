@@ -82,7 +82,7 @@ def idempotency_key(record: StreamRecord) -> str | None:
     return None
 
 
-async def _positioned_observer(settings: Settings, topic_names: Sequence[str]) -> Any:
+async def positioned_observer(settings: Settings, topic_names: Sequence[str]) -> Any:
     """A group-less consumer at the end of each topic (no group join to wait for)."""
     consumer = async_consumer(
         settings, *topic_names, group_id=None, auto_offset_reset="latest", fetch_max_wait_ms=50
@@ -137,7 +137,7 @@ async def replay(
     offsets = due_offsets([record.timestamp_ms for record in records], pacing)
     started = clock()
     tracker = ReplayTracker(not_before_ms=int(started * 1000) - 1000)
-    observer = await _positioned_observer(settings, [names.case_events, names.dead_letters])
+    observer = await positioned_observer(settings, [names.case_events, names.dead_letters])
     producer = async_producer(settings)
     await producer.start()
     probe = async_consumer(settings, group_id=group, enable_auto_commit=False)

@@ -74,7 +74,7 @@ class Up:
 
     def _taken_by_another(self, port: int) -> bool:
         owners = _listeners(port)
-        return bool(owners) and not any(self.marker.encode() in _environ(pid) for pid in owners)
+        return bool(owners) and not set(owners) & set(self.processes())
 
     def stop(self, signum: int = signal.SIGTERM, timeout_s: float = 30) -> int:
         """Signal `up` alone (as a service manager does) and wait for it to exit."""
@@ -192,10 +192,3 @@ def _listeners(port: int) -> list[int]:
         except OSError:
             continue
     return owners
-
-
-def _environ(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return b""
